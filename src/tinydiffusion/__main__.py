@@ -1,0 +1,5 @@
+"""``python -m tinydiffusion`` (also what ``torchrun -m tinydiffusion`` runs)."""
+
+from .cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``tinydiffusion`` command line: a thin layer over the library."""

@@ -1,0 +1,68 @@
+"""Conditions and the null condition, shared by training (dropout) and sampling (guidance).
+
+A condition is either
+
+* a class-id tensor, int64 of shape (B,), where ``-1`` means "no class" (the learned null class), or
+* a context tensor, float of shape (B, K) (seed 002's multi-hot vectors), where the zero vector is
+  the null context, as in the seed.
+
+Classifier-free guidance (Ho & Salimans 2022) uses the convention
+
+    ε̂ = ε̂_u + w · (ε̂_c − ε̂_u)
+
+so w = 0 is unconditional, w = 1 is plain conditional sampling, and w > 1 sharpens. Tutorials that
+write ε̂ = (1 + w′)·ε̂_c − w′·ε̂_u (TeaPearce's conditional MNIST, its descendants) use w = 1 + w′.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import UserError
+
+NULL_CLASS = -1
+
+
+def is_class_condition(cond: Tensor) -> bool:
+    """True for class ids (integer tensors), False for context vectors (float tensors)."""
+    return not cond.dtype.is_floating_point
+
+
+def null_condition(cond: Tensor) -> Tensor:
+    """The null condition with the shape, dtype and device of ``cond``."""
+    if is_class_condition(cond):
+        return torch.full_like(cond, NULL_CLASS)
+    return torch.zeros_like(cond)
+
+
+def drop_condition(cond: Tensor, keep: Tensor) -> Tensor:
+    """Replace the condition of samples where ``keep`` is False by the null condition."""
+    if is_class_condition(cond):
+        return torch.where(keep, cond, torch.full_like(cond, NULL_CLASS))
+    return cond * keep.to(cond.dtype).unsqueeze(-1)
+
+
+def guidance_from_one_plus(w_prime: float) -> float:
+    """Convert the (1 + w′)·ε_c − w′·ε_u convention to this package's w."""
+    return 1.0 + w_prime
+
+
+def parse_context(text: str, dim: int) -> Tensor:
+    """Parse ``"1,0,0.6,0,0"`` into a float context vector of length ``dim`` (one clear error otherwise)."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise UserError(f"--context must be comma-separated numbers like '1,0,0.6,0,0', got {text!r}") from None
+    if len(values) != dim:
+        raise UserError(f"--context has {len(values)} values but this model's context vectors have {dim}")
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def check_classes(classes: Sequence[int], num_classes: int) -> None:
+    """Raise a clear error for class ids outside 0..num_classes−1."""
+    bad = [c for c in classes if not 0 <= int(c) < num_classes]
+    if bad:
+        raise UserError(f"class id {bad[0]} is out of range: this model knows classes 0..{num_classes - 1}")

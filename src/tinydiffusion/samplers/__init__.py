@@ -1,0 +1,157 @@
+"""Samplers: one signature, one registry, and the public :func:`sample` entry point.
+
+| name          | method                                             | network calls | stochastic |
+|---------------|----------------------------------------------------|---------------|------------|
+| ``ddpm``      | ancestral DDPM, σ² = β̃ or β (Ho et al. 2020)       | n             | yes        |
+| ``ddim``      | DDIM with η (Song et al. 2021)                     | n             | if η > 0   |
+| ``dpm++``     | DPM-Solver++(2M) (Lu et al. 2022)                  | n             | no         |
+| ``euler``     | Euler on Karras σ's (Karras et al. 2022)           | n             | no         |
+| ``heun``      | Heun on Karras σ's (Karras et al. 2022)            | 2n − 1        | no         |
+| ``ddpm-no-noise`` | seed 002's "incorrect" DDPM without noise (demo) | n           | no         |
+| ``x0-step``   | seed 001: step 1/(n−i) towards x̂_0 (demo)          | n             | no         |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+from ..rng import SeededNoise
+from ..schedule import NoiseSchedule
+from .ancestral import ddpm, ddpm_no_noise
+from .common import (INITIAL_NOISE, SPACINGS, Callback, SamplerStep, check_timesteps, make_denoiser, make_noise,
+                     spaced_timesteps)
+from .ddim import ddim
+from .dpm_solver import dpmpp_2m
+from .karras import euler, heun, karras_timesteps
+from .x0_step import x0_step
+
+__all__ = ["SAMPLERS", "SamplerSpec", "SamplerStep", "sample", "sampler_timesteps", "initial_noise", "spaced_timesteps"]
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """What the CLI and :func:`sample` need to know about a sampler."""
+
+    fn: Callable[..., Tensor]
+    description: str
+    default_steps: int | None  # None: all T training steps
+    karras: bool = False  # evaluates at Karras σ's (fractional timesteps) by default
+    start: str = "gaussian"  # the distribution of x_T: "gaussian" or "uniform" (seed 001)
+    second_order: bool = False  # two network calls per step but the last
+
+    def network_calls(self, steps: int) -> int:
+        """How many network evaluations ``steps`` steps cost (guidance doubles the batch, not the calls)."""
+        return 2 * steps - 1 if self.second_order else steps
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ddpm": SamplerSpec(ddpm, "ancestral DDPM (σ²=β̃ by default, --variance beta for σ²=β)", None),
+    "ddim": SamplerSpec(ddim, "DDIM; deterministic at eta=0, eta=1 adds DDPM-like noise", 50),
+    "dpm++": SamplerSpec(dpmpp_2m, "DPM-Solver++(2M), good samples in 10-20 network calls", 20),
+    "euler": SamplerSpec(euler, "Euler on Karras noise levels (probability-flow ODE)", 20, karras=True),
+    "heun": SamplerSpec(heun, "Heun on Karras noise levels (2n-1 network calls)", 10, karras=True, second_order=True),
+    "ddpm-no-noise": SamplerSpec(ddpm_no_noise, "seed 002's incorrect DDPM without added noise (a demo)", None),
+    "x0-step": SamplerSpec(x0_step, "seed 001: move 1/(n-i) towards the predicted image (x0 models)", 5,
+                           start="uniform"),
+}
+
+
+def _spec(name: str) -> SamplerSpec:
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise UserError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}") from None
+
+
+def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None = None,
+                      spacing: str = "trailing") -> list:
+    """The default descending timestep list of ``sampler`` with ``steps`` steps."""
+    spec = _spec(sampler)
+    T = schedule.num_timesteps
+    n = steps if steps is not None else (spec.default_steps or T)
+    if n < 1:
+        raise UserError(f"the number of sampling steps must be at least 1, got {n}")
+    if spec.karras:
+        return karras_timesteps(schedule, n)
+    if sampler == "x0-step":  # the noise amount 1 − i/n of seed 001, on the timestep scale
+        return [(1 - i / n) * (T - 1) for i in range(n)]
+    return spaced_timesteps(T, n, spacing)
+
+
+def initial_noise(sampler: str, shape: Sequence[int], generator: torch.Generator | SeededNoise | None = None,
+                  device: torch.device | str = "cpu") -> Tensor:
+    """x_T for ``sampler``: N(0, I), or U(−1, 1) for seed 001's x0-step sampler.
+
+    With :class:`SeededNoise`, ``shape`` is per sample and row i depends only on seed i.
+    """
+    uniform = _spec(sampler).start == "uniform"
+    if isinstance(generator, SeededNoise):
+        g = generator.to(device)
+        x = g.rand(shape, INITIAL_NOISE) * 2 - 1 if uniform else g.randn(shape, INITIAL_NOISE)
+        return x
+    gen_device = generator.device if generator is not None else device
+    if uniform:
+        return (torch.rand(tuple(shape), generator=generator, device=gen_device) * 2 - 1).to(device)
+    return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
+
+
+@torch.no_grad()
+def sample(
+    model: nn.Module | Callable[..., Tensor],
+    schedule: NoiseSchedule,
+    x_T: Tensor,
+    *,
+    sampler: str = "ddim",
+    steps: int | None = None,
+    timesteps: Sequence[float] | None = None,
+    eta: float = 0.0,
+    generator: torch.Generator | SeededNoise | None = None,
+    callback: Callback | None = None,
+    spacing: str = "trailing",
+    prediction: str = "epsilon",
+    variance: str = "beta_tilde",
+    clip_x0: bool | tuple[float, float] = False,
+    guidance: float | None = None,
+    **cond: Any,
+) -> Tensor:
+    """Run ``sampler`` from ``x_T`` down to clean data and return x_0.
+
+    ``model(x, t, **cond)`` predicts ε (or x_0 / v, see ``prediction``), with ``t`` an int64 tensor of
+    training timesteps of shape (B,) (float for the σ-space samplers ``euler``/``heun``).
+    ``timesteps`` is an explicit descending list of training timesteps; otherwise ``steps`` steps are
+    placed by ``spacing`` (``trailing``, ``leading`` or ``linspace``; see :func:`spaced_timesteps`).
+    ``generator`` is a ``torch.Generator`` or a :class:`~tinydiffusion.rng.SeededNoise` (per-sample
+    seeds: the same seed gives the same image at any batch size). ``guidance = w`` applies
+    classifier-free guidance ε̂_u + w(ε̂_c − ε̂_u) to the condition passed in ``cond``.
+    ``callback`` receives a :class:`SamplerStep` after every step. The model's train/eval mode is left
+    as it is: call ``model.eval()`` first.
+    """
+    spec = _spec(sampler)
+    if spacing not in SPACINGS:
+        raise UserError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    if sampler == "x0-step" and prediction != "x0":
+        raise UserError("the x0-step sampler needs a model that predicts x0 (seed 001's corrupt objective)")
+    if timesteps is not None and steps is not None:
+        raise UserError("give either steps or timesteps, not both")
+    T = schedule.num_timesteps
+    if timesteps is not None:
+        ts = check_timesteps(timesteps, T, integer=not spec.karras and sampler != "x0-step")
+    else:
+        ts = sampler_timesteps(schedule, sampler, steps, spacing)
+    if isinstance(generator, SeededNoise) and len(generator) != x_T.shape[0]:
+        raise UserError(f"{len(generator)} seeds for a batch of {x_T.shape[0]}")
+    if isinstance(generator, SeededNoise):
+        generator = generator.to(x_T.device)
+    denoise = make_denoiser(model, prediction=prediction, guidance=guidance, clip_x0=clip_x0, cond=cond)
+    options: dict[str, Any] = {}
+    if sampler == "ddim":
+        options["eta"] = eta
+    elif sampler == "ddpm":
+        options["variance"] = variance
+    return spec.fn(denoise, schedule, x_T, ts, noise=make_noise(generator), callback=callback, **options)

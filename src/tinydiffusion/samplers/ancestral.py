@@ -1,0 +1,67 @@
+"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2) and seed 002's noise-free "incorrect" variant."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from ..errors import UserError
+from ..schedule import NoiseSchedule
+from .common import Callback, Denoise, Noise, report, step_pairs
+
+VARIANCES = ("beta", "beta_tilde")
+
+
+def ddpm(
+    denoise: Denoise,
+    schedule: NoiseSchedule,
+    x: Tensor,
+    timesteps: Sequence[int],
+    *,
+    noise: Noise,
+    callback: Callback | None = None,
+    variance: str = "beta_tilde",
+    add_noise: bool = True,
+) -> Tensor:
+    """x_{t'} ~ N(μ̃(x_t, x̂_0), σ² I) for each step t → t' of the list (DDPM eqs. 6–7, Algorithm 2).
+
+    On a sub-sequence of timesteps the step uses the respaced β' = 1 − ᾱ_t/ᾱ_{t'} (Nichol & Dhariwal
+    2021, §4); with every timestep it is exactly the paper's chain. ``variance`` picks σ² = β' (the
+    paper's "fixed large", seed 003 option 1, seed 004) or σ² = β̃' = (1 − ᾱ_{t'})/(1 − ᾱ_t)·β' ("fixed
+    small", seed 003 option 2). The last step (to clean data) adds no noise (Algorithm 2: z = 0 at t = 1).
+
+    Seed 000 scaled its noise by √β_{t−1} instead of √β_t; seed 002 uses σ² = β_t over its 1..T chain.
+    Both are this function with ``variance="beta"`` on their (mapped) schedules.
+
+    ``add_noise=False`` is seed 002's "incorrect" sampler: the posterior mean alone, which collapses
+    towards the average image — shown in the course to explain why the noise is needed.
+    """
+    if variance not in VARIANCES:
+        raise UserError(f"unknown DDPM variance {variance!r}; choose 'beta' (σ²=β) or 'beta_tilde' (σ²=β̃)")
+    for i, (t, t_prev, ab, ab_prev) in enumerate(step_pairs(schedule, timesteps)):
+        x0, _ = denoise(x, t, ab)
+        beta = 1 - ab / ab_prev
+        coef_x0 = math.sqrt(ab_prev) * beta / (1 - ab)
+        coef_xt = math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
+        x_next = coef_x0 * x0 + coef_xt * x
+        if add_noise and t_prev >= 0:
+            var = beta if variance == "beta" else (1 - ab_prev) / (1 - ab) * beta
+            x_next = x_next + math.sqrt(var) * noise(x, i)
+        report(callback, i, t, x, x0, x_next)
+        x = x_next
+    return x
+
+
+def ddpm_no_noise(
+    denoise: Denoise,
+    schedule: NoiseSchedule,
+    x: Tensor,
+    timesteps: Sequence[int],
+    *,
+    noise: Noise,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Seed 002's teaching demo: DDPM without the added noise (it collapses; do not use for real samples)."""
+    return ddpm(denoise, schedule, x, timesteps, noise=noise, callback=callback, add_noise=False)
