@@ -16,3 +16,7 @@ class UserError(ValueError):
 
 class ScheduleWarning(UserWarning):
     """A noise schedule that will train or sample badly (for example ᾱ_T far from 0)."""
+
+
+class DataWarning(UserWarning):
+    """A data problem that was worked around (a skipped unreadable file, a resized image, …)."""
