@@ -13,10 +13,10 @@ small callables ``loss(model, x0, cond, rng) -> (B,)`` per-sample losses: they d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import torch
 from torch import Tensor, nn
 
 from .conditioning import drop_condition
@@ -38,8 +38,11 @@ def split_prediction(output: Tensor, x_t: Tensor, alpha_bar: Tensor | float, pre
     x0: ε̂ = (x_t − √ᾱ x̂_0)/√(1−ᾱ)
     v:  x̂_0 = √ᾱ x_t − √(1−ᾱ) v̂,  ε̂ = √(1−ᾱ) x_t + √ᾱ v̂   (Salimans & Ho 2022, App. D)
     """
-    ab = torch.as_tensor(alpha_bar, dtype=x_t.dtype, device=x_t.device)
-    a, s = ab.sqrt(), (1 - ab).sqrt()
+    if isinstance(alpha_bar, Tensor):
+        ab = alpha_bar.to(dtype=x_t.dtype, device=x_t.device)
+        a, s = ab.sqrt(), (1 - ab).sqrt()
+    else:  # a sampler's float64 ᾱ: take the roots before rounding, so 1 − ᾱ near t = 0 keeps its digits
+        a, s = math.sqrt(alpha_bar), math.sqrt(1 - alpha_bar)
     if prediction == "epsilon":
         return (x_t - s * output) / a, output
     if prediction == "x0":

@@ -16,6 +16,7 @@ All schedule arithmetic is done in float64 and stored as float32 (the rule of im
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -62,8 +63,8 @@ def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
     """Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed"), Algorithm 1.
 
     Shift and scale √ᾱ so that √ᾱ_{T-1} = 0 while √ᾱ_0 is unchanged, then recover β. The last β
-    becomes 1 (SNR exactly 0); :class:`NoiseSchedule` keeps ᾱ_{T-1} at 2⁻²⁴ so that an ε-model's
-    x̂_0 stays finite there (v-prediction is the natural partner of this schedule).
+    becomes 1 (SNR exactly 0); :class:`NoiseSchedule` keeps ᾱ_{T-1} slightly above 0 so that an
+    ε-model's x̂_0 stays finite there (v-prediction is the natural partner of this schedule).
     """
     sqrt_ab = torch.cumprod(1 - betas.double(), 0).sqrt()
     first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
@@ -114,9 +115,21 @@ def beta_schedule(
     return out
 
 
+def _stacklevel_outside_this_module() -> int:
+    """The ``stacklevel`` that makes a warning name the first caller outside this file.
+
+    A fixed number cannot: ``NoiseSchedule(...)``, ``.from_config(...)`` and ``.linear(...)`` reach
+    the warning through different numbers of frames here.
+    """
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _gather(table: Tensor, t: Tensor, x: Tensor) -> Tensor:
     """``table[t]`` shaped (B, 1, 1, ...) on ``x``'s device, to broadcast against the batch ``x``."""
-    return table[t].reshape(t.shape + (1,) * (x.dim() - t.dim())).to(x.device)
+    return table[t.to(table.device)].reshape(t.shape + (1,) * (x.dim() - t.dim())).to(x.device)
 
 
 class NoiseSchedule:
@@ -145,8 +158,11 @@ class NoiseSchedule:
                                                                    "betas": betas64.tolist()}
         alpha_bar = torch.cumprod(1 - betas64, 0)
         if float(betas64[-1]) == 1.0:
-            # Zero terminal SNR makes ᾱ_{T−1} = 0; keep it at 2⁻²⁴ as diffusers does, so x̂_0 stays finite.
-            alpha_bar[-1] = 2.0**-24
+            # Zero terminal SNR makes ᾱ_{T−1} = 0; keep it at 2⁻²⁴ as diffusers' DPM/Euler schedulers do, so
+            # x̂_0 stays finite, but below ᾱ_{T−2}/4 (√ᾱ halving again), so ᾱ stays strictly decreasing:
+            # the rescaled ᾱ_{T−2} is often below 2⁻²⁴ (4.2e-9 for linear T=1000), and a rising ᾱ would give
+            # a negative respaced β (NaN in DDPM) and an unsorted σ table.
+            alpha_bar[-1] = min(2.0**-24, float(alpha_bar[-2]) / 4) if len(alpha_bar) > 1 else 2.0**-24
         self.alpha_bar64 = alpha_bar
         self.betas64 = betas64
         self.device = torch.device("cpu")
@@ -231,7 +247,7 @@ class NoiseSchedule:
                 f"{math.sqrt(last):.0%} of the image, so sampling from pure noise starts off-distribution; "
                 "use more timesteps, a larger beta_end, the cosine schedule or zero_terminal_snr",
                 ScheduleWarning,
-                stacklevel=3,
+                stacklevel=_stacklevel_outside_this_module(),
             )
 
     # ------------------------------------------------------------------ basics
@@ -283,7 +299,7 @@ class NoiseSchedule:
         This is how the σ-space samplers (Euler, Heun) choose evaluation points on the trained
         discrete schedule; σ outside the trained range is clamped to its ends.
         """
-        log_sigmas = ((1 - self.alpha_bar64) / self.alpha_bar64).log()
+        log_sigmas = 0.5 * ((1 - self.alpha_bar64) / self.alpha_bar64).log()  # log σ_t, not log σ_t²
         ls = torch.as_tensor(sigma, dtype=torch.float64).log().clamp(float(log_sigmas[0]), float(log_sigmas[-1]))
         hi = torch.searchsorted(log_sigmas, ls).clamp(1, self.num_timesteps - 1)
         lo = hi - 1

@@ -1,7 +1,73 @@
-"""Entry point placeholder; the subcommands are added by the CLI modules."""
+"""``tinydiffusion``: build the parser, run one subcommand, turn user mistakes into one line and exit 2."""
 
 from __future__ import annotations
 
+import argparse
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
 
-def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("tinydiffusion: the command line is not assembled yet")
+from ..errors import UserError
+from . import eval_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+COMMANDS = {
+    "train": train_cmd,
+    "sample": sample_cmd,
+    "eval": eval_cmd,
+    "show": show_cmd,
+    "report": report_cmd,
+    "recipes": recipes_cmd,
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (no usage dump), with a pointer to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="tinydiffusion", description="Train, sample, evaluate and see small diffusion models.",
+                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"tinydiffusion {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(handler=module.run)
+    return parser
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings reach the user as ``tinydiffusion: warning: ...`` lines, not source excerpts."""
+    print(f"tinydiffusion: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    warnings.showwarning = _one_line_warnings
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"tinydiffusion {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except train_cmd.Interrupted as exc:
+        print(f"tinydiffusion {args.command}: {exc}", file=sys.stderr)
+        return 128 + int(exc.signum)
+    except KeyboardInterrupt:
+        print(f"tinydiffusion {args.command}: interrupted", file=sys.stderr)
+        return 128 + int(signal.SIGINT)

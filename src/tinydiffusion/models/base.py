@@ -51,6 +51,13 @@ def class_index(cond: Tensor, num_classes: int) -> Tensor:
     return torch.where(cond == NULL_CLASS, torch.full_like(cond, num_classes), cond)
 
 
+def class_rows(cond: Tensor | None, num_classes: int, batch: int, device: torch.device) -> Tensor:
+    """Embedding rows for class ids (see :func:`class_index`); no condition means the null class for all."""
+    if cond is None:
+        return torch.full((batch,), num_classes, dtype=torch.long, device=device)
+    return class_index(cond, num_classes)
+
+
 def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0, flip_sin_to_cos: bool = True) -> Tensor:
     """The transformer position encoding of the timestep (Vaswani et al. 2017; DDPM §B):
     [cos(t·ω_k), sin(t·ω_k)] with ω_k = max_period^(−k/(dim/2)), k = 0..dim/2−1, t may be fractional.
@@ -69,3 +76,13 @@ def round_timesteps(t: Tensor, num_timesteps: int) -> Tensor:
     if t.dtype.is_floating_point:
         t = t.round()
     return t.long().clamp(0, num_timesteps - 1)
+
+
+def check_image_shape(name: str, x: Tensor, channels: int, image_size: int | None = None) -> None:
+    """Raise a clear ``ValueError`` when images do not have the channels (and, for networks with a fixed
+    layout, the size) that the network was built for."""
+    size_ok = image_size is None or (x.shape[-2] == image_size and x.shape[-1] == image_size)
+    if x.dim() != 4 or x.shape[1] != channels or not size_ok:
+        size = "" if image_size is None else f" {image_size}x{image_size}"
+        raise ValueError(f"{name} was built for {channels}-channel{size} images (B, C, H, W), "
+                         f"got input of shape {tuple(x.shape)}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal, Protocol
 
 import torch
@@ -63,11 +64,16 @@ class Noise(Protocol):
 
 
 def spaced_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
-    """A descending list of ``steps`` training timesteps out of 0..T−1.
+    """A descending list of ``steps`` training timesteps out of 0..T−1 (Lin et al. 2024, Table 2).
 
     ``leading``: 0, T//n, 2·T//n, …  (DDIM paper; never reaches T−1).
     ``trailing``: round(T − k·T/n) − 1 for k = 0..n−1  (starts at T−1, Lin et al. 2024 §3.3; seed 002's DDIM).
-    ``linspace``: round(linspace(0, T−1, n))  (ends at t = 0).
+    ``linspace``: round(k·(T−1)/(n−1)) for k = 0..n−1  (ends at t = 0).
+
+    The ratios are exact fractions and ``round`` takes exact halves to the even neighbour, so the list
+    does not depend on floating-point luck; diffusers' ``set_timesteps`` gives the same lists except
+    where its float arithmetic tips an exact half the other way (or, for ``trailing``, makes
+    ``np.arange`` emit an extra timestep −1).
     """
     if not 1 <= steps <= T:
         raise UserError(f"the number of sampling steps must be between 1 and T={T}, got {steps}")
@@ -75,10 +81,9 @@ def spaced_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]
         ratio = T // steps
         ts = [k * ratio for k in range(steps)]
     elif spacing == "trailing":
-        ratio = T / steps
-        ts = [int(round(T - k * ratio)) - 1 for k in range(steps)]
+        ts = [round(Fraction(T * (steps - k), steps)) - 1 for k in range(steps)]
     elif spacing == "linspace":
-        ts = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().long().tolist()
+        ts = [round(Fraction(k * (T - 1), max(steps - 1, 1))) for k in range(steps)]
     else:
         raise UserError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
     out = sorted(set(ts), reverse=True)
@@ -143,13 +148,15 @@ def make_denoiser(
 
     def denoise(x: Tensor, t: float, alpha_bar: float) -> tuple[Tensor, Tensor]:
         dtype = torch.long if float(t) == int(t) else torch.float32
+        # The sampler's working precision: float32 at least (autocast outputs bf16), float64 if x is.
+        work = torch.promote_types(x.dtype, torch.float32)
         if guided:
             tt = torch.full((2 * x.shape[0],), t, device=x.device, dtype=dtype)
-            out_c, out_u = model(torch.cat([x, x]), tt, **pair).float().chunk(2)
+            out_c, out_u = model(torch.cat([x, x]), tt, **pair).to(work).chunk(2)
             output = out_u + guidance * (out_c - out_u)
         else:
             tt = torch.full((x.shape[0],), t, device=x.device, dtype=dtype)
-            output = model(x, tt, **cond).float()
+            output = model(x, tt, **cond).to(work)
         x0, eps = split_prediction(output, x, alpha_bar, prediction)
         if clip_x0:
             x0 = x0.clamp(lo, hi)

@@ -1,0 +1,143 @@
+"""``tinydiffusion sample RUN``: images (a PNG grid or an NPZ of arrays) and, if asked, the reverse process."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import LoadedModel, load_model
+from ..errors import UserError
+from ..generate import SampleSettings, generate, sample_shape
+from ..samplers import SAMPLERS, SamplerStep, sampler_timesteps
+from ..samplers.ancestral import VARIANCES
+from ..samplers.common import SPACINGS
+from ..viz.gif import subsample_indices
+from ..viz.grid import make_grid, save_image, to_uint8
+from ..viz.scatter import reverse_scatter_gif, scatter_png
+from ..viz.trajectory import reverse_gif, x0_strip
+from .common import add_condition_flags, add_device, conditions, device_from, output_path
+
+HELP = "draw samples from a trained run"
+GIF_FRAMES = 60
+
+
+def add_sampler_flags(p: argparse.ArgumentParser) -> None:
+    """--sampler/--steps/--eta/... (defaults: the run's own [sample] settings)."""
+    p.add_argument("--sampler", choices=list(SAMPLERS), help="default: the run's sampler")
+    p.add_argument("--steps", type=int, help="sampler steps (network calls: steps, or 2*steps-1 for heun)")
+    p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 like DDPM")
+    p.add_argument("--spacing", choices=list(SPACINGS), help="where the steps sit among the training timesteps")
+    p.add_argument("--variance", choices=list(VARIANCES), help="DDPM: sigma^2 = beta_tilde (posterior) or beta")
+    p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
+                   help="clamp the predicted clean image to [-1, 1] at every step")
+    p.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED+i (independent of batch size)")
+    p.add_argument("--batch-size", type=int, default=256, help="samples per network call")
+    add_device(p)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN_DIR", help="a run directory (or its model.safetensors)")
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (arrays images, labels/contexts)")
+    p.add_argument("--gif", help="also write the reverse process of the samples as FILE.gif")
+    p.add_argument("--x0-strip", help="also write x_t beside the predicted x0 at a few steps (seed 001) as FILE.png")
+    add_condition_flags(p)
+    add_sampler_flags(p)
+
+
+def settings_from(args: argparse.Namespace, loaded: LoadedModel) -> SampleSettings:
+    """The run's sampling defaults with the flags that were given on top."""
+    s = SampleSettings.from_dict(loaded.meta.get("sample", {}))
+    if args.sampler is not None and args.sampler != s.sampler:
+        s.sampler = args.sampler
+        s.steps = None  # the sampler's own default unless --steps says otherwise
+    for flag, field in (("steps", "steps"), ("eta", "eta"), ("spacing", "spacing"), ("variance", "variance"),
+                        ("clip_x0", "clip_x0"), ("guidance", "guidance")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(s, field, value)
+    if s.steps is not None and s.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {s.steps}")
+    if loaded.meta.get("objective") == "corrupt" and s.sampler != "x0-step":
+        raise UserError(f"this model was trained with seed 001's corrupt objective; only --sampler x0-step fits it, "
+                        f"not {s.sampler}")
+    return s
+
+
+def check_batch_size(args: argparse.Namespace) -> None:
+    if args.n < 1:
+        raise UserError(f"-n must be at least 1, got {args.n}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = output_path(args.out, (".png", ".npz"))
+    gif = output_path(args.gif, (".gif",), "--gif")
+    strip = output_path(args.x0_strip, (".png",), "--x0-strip")
+    check_batch_size(args)
+    device = device_from(args)
+    loaded = load_model(args.run, device)
+    settings = settings_from(args, loaded)
+    cond, per_row = conditions(args, loaded.meta["model_config"], args.n)
+    data = loaded.meta["data"]
+    shape = sample_shape(data)
+    steps: list[SamplerStep] = []
+    callback = None
+    if gif or strip:
+        total = _steps(loaded, settings)
+        keep = set(subsample_indices(total, GIF_FRAMES))
+        keep.update({0, total - 1})
+
+        def callback(step: SamplerStep) -> None:
+            if step.index in keep:
+                steps.append(dataclasses.replace(step, x_t=step.x_t.cpu(), x0_hat=step.x0_hat.cpu(),
+                                                 x_next=step.x_next.cpu()))
+
+    batch = args.n if callback is not None else args.batch_size  # one chunk, so the trajectory is whole
+    x = generate(loaded.model, loaded.schedule, shape, args.n, settings=settings, prediction=loaded.prediction,
+                 seed=args.seed, cond=cond, batch_size=batch, device=device, callback=callback)
+    write_samples(out, x, cond, data, per_row)
+    if data.get("kind") == "points":
+        if gif:
+            reverse_scatter_gif(steps, gif)
+    else:
+        if gif:
+            reverse_gif(steps, gif, nrow=per_row)
+        if strip:
+            x0_strip(steps, strip)
+    made = ", ".join(str(p) for p in (out, gif, strip) if p is not None)
+    print(f"wrote {made} ({args.n} samples, {settings.sampler}, "
+          f"{SAMPLERS[settings.sampler].network_calls(_steps(loaded, settings))} network calls)",
+          file=sys.stderr)
+    return 0
+
+
+def _steps(loaded: LoadedModel, s: SampleSettings) -> int:
+    return len(sampler_timesteps(loaded.schedule, s.sampler, s.steps, s.spacing))
+
+
+def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, data: dict, per_row: int | None) -> None:
+    """A PNG grid (or scatter plot for points) or an NPZ with ``images`` uint8 (N, H, W, C) and the conditions."""
+    points = data.get("kind") == "points"
+    if out.suffix.lower() == ".png":
+        if points:
+            scatter_png(x.numpy(), out)
+        else:
+            save_image(make_grid(to_uint8(x), nrow=per_row, scale=2), out)
+        return
+    arrays: dict[str, np.ndarray] = {"points": x.numpy().astype(np.float32)} if points else {"images": to_uint8(x)}
+    if cond is not None:
+        if cond.dtype.is_floating_point:
+            arrays["contexts"] = cond.numpy().astype(np.float32)
+        else:
+            arrays["labels"] = cond.numpy().astype(np.int64)
+    if data.get("class_names"):
+        arrays["class_names"] = np.array(data["class_names"])
+    with open(out, "wb") as f:
+        np.savez(f, **arrays)

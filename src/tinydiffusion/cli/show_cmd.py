@@ -1,0 +1,176 @@
+"""``tinydiffusion show forward|schedule|data|samplers``: pictures of the process itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from ..checkpoint import load_model
+from ..config import build_config
+from ..data import load_dataset
+from ..data.preview import examples_per_class
+from ..errors import UserError
+from ..generate import generate, sample_shape
+from ..rng import SeededNoise
+from ..samplers import SAMPLERS
+from ..schedule import SCHEDULE_KINDS, NoiseSchedule
+from ..train.setup import build_schedule
+from ..viz.forward import forward_gif, forward_grid, forward_percent_strip, forward_side_by_side
+from ..viz.grid import labelled_grid, save_image
+from ..viz.plots import schedule_plot
+from ..viz.scatter import forward_scatter_gif, scatter_png
+from ..viz.trajectory import compare_samplers_figure
+from .common import add_condition_flags, add_device, conditions, device_from, output_path
+from .sample_cmd import settings_from
+
+HELP = "pictures of diffusion: the forward process, schedules, a dataset, samplers side by side"
+STYLES = ("grid", "side-by-side", "percent")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="what", metavar="WHAT", required=True, parser_class=type(p))
+
+    f = sub.add_parser("forward", help="the forward process of real data (seeds 000, 003 and 004)")
+    f.add_argument("--data", default="fashion-mnist-mini", help="dataset spec")
+    f.add_argument("--image-size", type=int, help="resize images first")
+    f.add_argument("--recipe", help="take the schedule from a recipe (default: seed 000's T=150 linear schedule)")
+    _schedule_flags(f)
+    f.add_argument("--style", choices=STYLES, default="grid",
+                   help="grid: seed 000's step-by-step 10x15 grid; side-by-side: step-by-step vs closed form; "
+                        "percent: seed 003's 25/50/75/100 %% strip")
+    f.add_argument("-n", type=int, default=8, help="images for the side-by-side, percent and GIF views")
+    f.add_argument("--out", required=True, help="FILE.png")
+    f.add_argument("--gif", help="also animate it as FILE.gif")
+    f.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("schedule", help="beta, alpha_bar and SNR of one or several schedules")
+    s.add_argument("--schedule", dest="schedules", nargs="+", metavar="KIND:T[:BETA_START:BETA_END]",
+                   help="e.g. linear:1000 cosine:1000 linear:150:1e-4:0.02")
+    s.add_argument("--recipe", dest="recipes", nargs="+", help="the schedules of these recipes")
+    s.add_argument("--out", required=True, help="FILE.png")
+
+    d = sub.add_parser("data", help="a grid of examples, one row per class")
+    d.add_argument("spec", help="dataset spec")
+    d.add_argument("--image-size", type=int)
+    d.add_argument("--per-class", type=int, default=8)
+    d.add_argument("--out", required=True, help="FILE.png")
+    d.add_argument("--seed", type=int, default=0)
+
+    c = sub.add_parser("samplers", help="the same noise through several samplers, side by side (seed 002's demo)")
+    c.add_argument("run", metavar="RUN_DIR")
+    c.add_argument("--samplers", nargs="+", default=["ddpm", "ddpm-no-noise"], choices=list(SAMPLERS))
+    c.add_argument("-n", type=int, default=16)
+    c.add_argument("--steps", type=int, help="steps for every sampler (default: each one's run default)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="FILE.png")
+    add_condition_flags(c)
+    add_device(c)
+
+
+def _schedule_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schedule", choices=[k for k in SCHEDULE_KINDS if k != "custom"], help="schedule kind")
+    p.add_argument("--timesteps", type=int, help="T")
+    p.add_argument("--beta-start", type=float)
+    p.add_argument("--beta-end", type=float)
+
+
+def parse_schedule(text: str) -> NoiseSchedule:
+    """``KIND:T[:BETA_START:BETA_END]`` → a schedule."""
+    parts = text.split(":")
+    try:
+        kind, T = parts[0], int(parts[1])
+        limits = [float(v) for v in parts[2:4]]
+    except (IndexError, ValueError):
+        raise UserError(f"--schedule {text!r}: write KIND:T or KIND:T:BETA_START:BETA_END, e.g. linear:1000") from None
+    config = {"kind": kind, "timesteps": T}
+    if limits:
+        if len(limits) != 2:
+            raise UserError(f"--schedule {text!r}: give both BETA_START and BETA_END")
+        config.update(beta_start=limits[0], beta_end=limits[1])
+    return NoiseSchedule.from_config(config)
+
+
+def _forward_schedule(args: argparse.Namespace) -> NoiseSchedule:
+    if args.recipe:
+        return build_schedule(build_config(args.recipe))
+    config = {"kind": args.schedule or "linear", "timesteps": args.timesteps or 150}
+    if (args.schedule or "linear") != "cosine":
+        config.update(beta_start=args.beta_start if args.beta_start is not None else 1e-4,
+                      beta_end=args.beta_end if args.beta_end is not None else 0.02)
+    return NoiseSchedule.from_config(config)
+
+
+def show_forward(args: argparse.Namespace) -> None:
+    out = output_path(args.out, (".png",))
+    gif = output_path(args.gif, (".gif",), "--gif")
+    if args.n < 1:
+        raise UserError(f"-n must be at least 1, got {args.n}")
+    schedule = _forward_schedule(args)
+    dataset = load_dataset(args.data, image_size=args.image_size, seed=args.seed)
+    if dataset.kind == "points":
+        points = torch.from_numpy(dataset.points)
+        scatter_png(points, out, title=f"{dataset.name}: x_0")
+        if gif:
+            forward_scatter_gif(schedule, points, gif, generator=SeededNoise.range(args.seed, len(points)))
+        return
+    picks = torch.linspace(0, len(dataset) - 1, min(args.n, len(dataset))).long()  # spread over the classes
+    images = torch.from_numpy(dataset.images[picks.numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    noise = SeededNoise.range(args.seed, len(images))
+    if args.style == "grid":
+        save_image(forward_grid(schedule, images[:1], generator=noise[:1]), out)
+    elif args.style == "side-by-side":
+        save_image(forward_side_by_side(schedule, images[:1], generator=noise[:1]), out)
+    else:
+        save_image(forward_percent_strip(schedule, images, generator=noise), out)
+    if gif:
+        forward_gif(schedule, images, gif, generator=noise)
+
+
+def show_schedule(args: argparse.Namespace) -> None:
+    out = output_path(args.out, (".png",))
+    schedules: dict[str, NoiseSchedule] = {}
+    for text in args.schedules or []:
+        schedules[text] = parse_schedule(text)
+    for name in args.recipes or []:
+        schedules[f"recipe {name}"] = build_schedule(build_config(name))
+    if not schedules:
+        schedules = {"linear:1000": NoiseSchedule.linear(1000), "cosine:1000": NoiseSchedule.cosine(1000)}
+    schedule_plot(schedules, out)
+
+
+def show_data(args: argparse.Namespace) -> None:
+    out = output_path(args.out, (".png",))
+    if args.per_class < 1:
+        raise UserError(f"--per-class must be at least 1, got {args.per_class}")
+    dataset = load_dataset(args.spec, image_size=args.image_size, seed=args.seed)
+    if dataset.kind == "points":
+        scatter_png(dataset.points, out, title=dataset.name)
+        return
+    rows, names = examples_per_class(dataset, per_class=args.per_class, seed=args.seed)
+    save_image(labelled_grid(list(rows), names, scale=2), out)
+
+
+def show_samplers(args: argparse.Namespace) -> None:
+    out = output_path(args.out, (".png",))
+    device = device_from(args)
+    loaded = load_model(args.run, device)
+    if loaded.meta["data"].get("kind") == "points":
+        raise UserError("show samplers draws image grids; this run generates 2-D points")
+    cond, per_row = conditions(args, loaded.meta["model_config"], args.n)
+    samples = {}
+    for name in args.samplers:
+        flags = argparse.Namespace(sampler=name, steps=args.steps, eta=None, spacing=None, variance=None,
+                                   clip_x0=None, guidance=args.guidance)
+        settings = settings_from(flags, loaded)
+        samples[name] = generate(loaded.model, loaded.schedule, sample_shape(loaded.meta["data"]), args.n,
+                                 settings=settings, prediction=loaded.prediction,
+                                 seed=args.seed, cond=cond, device=device)
+    compare_samplers_figure(samples, out, nrow=per_row)
+
+
+def run(args: argparse.Namespace) -> int:
+    {"forward": show_forward, "schedule": show_schedule, "data": show_data, "samplers": show_samplers}[args.what](args)
+    print(f"wrote {args.out}" + (f" and {args.gif}" if getattr(args, "gif", None) else ""), file=sys.stderr)
+    return 0

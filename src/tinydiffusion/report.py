@@ -1,0 +1,310 @@
+"""``RUN_DIR/report.html``: one self-contained page that shows what a run did.
+
+Everything is inside the file: images and GIFs as base64 ``data:`` URIs, CSS inline, no script and
+no network, so the page opens offline, can be mailed, and shows the same thing in ten years.
+
+Sections, each left out when its input is missing: the recipe and its description; the resolved
+``config.toml``; a dataset preview; the loss curve (drawn from ``log.csv``); the sample grids saved
+during training (``samples/step-XXXXXXXX.png`` with EMA weights, ``…-raw.png`` with the raw ones);
+samples per class; the forward and reverse processes; the metrics of ``eval.json``; timing.
+Pictures that the run directory does not hold (a dataset preview, animations) are passed in
+``media`` under the keys of :data:`MEDIA`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import UserError
+from .viz.gif import subsample_indices
+from .viz.plots import figure_png, loss_curve_figure, read_log
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Section id -> heading, in page order.
+SECTIONS: dict[str, str] = {
+    "config": "Configuration",
+    "data": "Data",
+    "loss": "Training loss",
+    "samples": "Samples during training",
+    "per-class": "Samples per class",
+    "process": "The diffusion process",
+    "metrics": "Metrics",
+    "timing": "Timing",
+}
+
+#: The accepted ``media`` keys: key -> (section id, caption), in the order shown within a section.
+MEDIA: dict[str, tuple[str, str]] = {
+    "dataset": ("data", "Training images, one row per class where the data has classes."),
+    "per_class": ("per-class", "Samples from the final weights, one row per class."),
+    "schedule": ("process", "The noise schedule: β_t, ᾱ_t and log SNR against the timestep t."),
+    "forward": ("process", "The forward process q(x_t | x_{t−1}) applied step by step to training images."),
+    "forward_side_by_side": ("process", "Step by step (DDPM eq. 2) against one jump (DDPM eq. 4): different "
+                                        "noise, the same amount of it."),
+    "forward_scatter": ("process", "The forward process q(x_t | x_0) of the 2-D training set."),
+    "reverse": ("process", "The reverse process: the sampler turning noise x_T into samples."),
+    "reverse_scatter": ("process", "The reverse process of the 2-D model: noise flowing back to the data."),
+    "x0_strip": ("process", "At a few sampler steps: the model input x_t beside its prediction x̂_0 of the clean "
+                            "image."),
+    "compare_samplers": ("process", "Samplers side by side from the same starting noise."),
+}
+
+#: The most training-time sample grids shown (evenly spaced, always with the first and the last).
+MAX_SAMPLE_STEPS = 12
+
+#: Small images are shown enlarged by an integer factor (pixels kept sharp) up to about this width.
+DISPLAY_WIDTH = 360
+
+_SAMPLE_NAME = re.compile(r"step-(\d+)(-raw)?\.png")
+
+_CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2329; background: #f6f7f9;
+       max-width: 1100px; margin: 0 auto; padding: 24px; }
+header { border-bottom: 3px solid #3b6ea8; margin-bottom: 16px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 0 0 12px; color: #24466b; }
+section { background: #fff; border: 1px solid #dde1e6; border-radius: 8px; padding: 16px 20px; margin: 16px 0; }
+nav a { margin-right: 14px; color: #3b6ea8; }
+table { border-collapse: collapse; font-size: 14px; }
+th, td { border-bottom: 1px solid #e6e9ed; padding: 3px 12px 3px 0; text-align: left; vertical-align: top; }
+th.group { padding-top: 10px; color: #24466b; }
+td.num { font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: 8px 16px 8px 0; vertical-align: top; }
+figcaption { font-size: 13px; color: #56606b; max-width: 520px; }
+img { max-width: 100%; height: auto; background: #fff; }
+img.px { image-rendering: pixelated; }
+.note { color: #8a5a00; }
+.muted { color: #56606b; }
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _img(data: bytes, alt: str) -> str:
+    """An ``<img>`` with the picture inline as a data URI; small pictures are enlarged for the screen."""
+    with Image.open(io.BytesIO(data)) as im:
+        fmt, width = (im.format or "PNG").lower(), im.width
+    factor = max(1, min(4, DISPLAY_WIDTH // max(width, 1)))
+    uri = f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
+    cls = ' class="px"' if factor > 1 else ""
+    return f'<img src="{uri}" alt="{_esc(alt)}" width="{width * factor}"{cls}>'
+
+
+def _figure(data: bytes, caption: str) -> str:
+    return f"<figure>{_img(data, caption)}<figcaption>{_esc(caption)}</figcaption></figure>"
+
+
+def _read_image(path: Path) -> bytes | None:
+    """The file's bytes when it is an image Pillow can open, else None."""
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)):
+            return data
+    except (OSError, UnidentifiedImageError):
+        return None
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _rows(pairs: Iterable[tuple[str, Any]]) -> str:
+    return "".join(f'<tr><th>{_esc(k)}</th><td class="num">{_esc(_format(v))}</td></tr>' for k, v in pairs)
+
+
+def _table(pairs: Iterable[tuple[str, Any]]) -> str:
+    return f"<table>{_rows(pairs)}</table>"
+
+
+def _load_config(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(parsed config, problem): both None when there is no config.toml."""
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        return None, None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")), None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        return None, f"config.toml could not be read: {err}"
+
+
+def _header(run_dir: Path, config: dict[str, Any] | None, sections: list[str]) -> str:
+    config = config or {}
+    recipe = config.get("recipe")
+    title = f"tinydiffusion run: {recipe}" if recipe else "tinydiffusion run"
+    parts = [f"<h1>{_esc(title)}</h1>"]
+    if config.get("description"):
+        parts.append(f"<p>{_esc(config['description'])}</p>")
+    parts.append(f'<p class="muted">run directory: <code>{_esc(run_dir.resolve().name)}</code></p>')
+    links = "".join(f'<a href="#{s}">{_esc(SECTIONS[s])}</a>' for s in sections)
+    return f"<header>{''.join(parts)}<nav>{links}</nav></header>"
+
+
+def _config_section(config: dict[str, Any] | None, problem: str | None, run_dir: Path) -> str | None:
+    if problem is not None:
+        raw = (run_dir / "config.toml").read_text(encoding="utf-8", errors="replace")
+        return f'<p class="note">{_esc(problem)}</p><pre>{_esc(raw)}</pre>'
+    if config is None:
+        return None
+    top = [(k, v) for k, v in config.items() if not isinstance(v, dict) and k not in ("recipe", "description")]
+    rows = _rows(top)
+    for name, table in config.items():
+        if isinstance(table, dict):
+            rows += f'<tr><th class="group" colspan="2">[{_esc(name)}]</th></tr>{_rows(_flatten(table))}'
+    return f"<p>The resolved configuration (<code>config.toml</code>).</p><table>{rows}</table>"
+
+
+def _loss_section(run_dir: Path) -> str | None:
+    path = run_dir / "log.csv"
+    if not path.is_file():
+        return None
+    try:
+        png = figure_png(loss_curve_figure(path))
+    except UserError as err:
+        return f'<p class="note">{_esc(err)}</p>'
+    return _figure(png, "Training loss per logged step (faint: as logged; solid: smoothed), and the learning rate.")
+
+
+def _samples_section(run_dir: Path) -> str | None:
+    grids: dict[int, dict[str, bytes]] = {}
+    for path in sorted((run_dir / "samples").glob("step-*.png")):
+        match = _SAMPLE_NAME.fullmatch(path.name)
+        data = _read_image(path) if match else None
+        if data is not None:
+            grids.setdefault(int(match.group(1)), {})["raw" if match.group(2) else "ema"] = data
+    if not grids:
+        return None
+    steps = sorted(grids)
+    shown = [steps[i] for i in subsample_indices(len(steps), MAX_SAMPLE_STEPS)]
+    kinds = [k for k in ("ema", "raw") if any(k in grids[s] for s in shown)]
+    names = {"ema": "EMA weights", "raw": "raw weights"}
+    head = "<tr><th>step</th>" + "".join(f"<th>{names[k]}</th>" for k in kinds) + "</tr>"
+    rows = "".join(
+        f"<tr><th>{s:,}</th>" + "".join(f"<td>{_img(grids[s][k], f'{names[k]}, step {s}') if k in grids[s] else ''}"
+                                        "</td>" for k in kinds) + "</tr>"
+        for s in shown)
+    note = f"<p>{len(shown)} of the {len(steps)} saved grids, evenly spaced.</p>" if len(shown) < len(steps) else ""
+    return f"{note}<table>{head}{rows}</table>"
+
+
+def _metrics_section(run_dir: Path) -> str | None:
+    path = run_dir / "eval.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return f'<p class="note">eval.json could not be read: {_esc(err)}</p>'
+    if not isinstance(metrics, dict):
+        return f"<pre>{_esc(json.dumps(metrics, indent=2))}</pre>"
+    return f"<p>From <code>eval.json</code> (<code>tinydiffusion eval</code>).</p>{_table(_flatten(metrics))}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min {s} s" if hours else f"{minutes} min {s} s" if minutes else f"{s} s"
+
+
+def _last(values: np.ndarray | None) -> float:
+    finite = values[np.isfinite(values)] if values is not None else np.array([])
+    return float(finite[-1]) if finite.size else math.nan
+
+
+def _timing_section(run_dir: Path) -> str | None:
+    try:
+        log = read_log(run_dir / "log.csv")
+    except UserError:
+        return None
+    rows: list[tuple[str, Any]] = []
+    step, epoch, elapsed = _last(log.get("step")), _last(log.get("epoch")), _last(log.get("elapsed_s"))
+    speed = log.get("images_per_s")
+    speed = speed[np.isfinite(speed)] if speed is not None else np.array([])
+    if not math.isnan(step):
+        rows.append(("steps trained", f"{int(step):,}"))
+    if not math.isnan(epoch):
+        rows.append(("epochs", f"{epoch:g}"))
+    if not math.isnan(elapsed):
+        rows.append(("training time", _duration(elapsed)))
+    if speed.size:
+        rows.append(("throughput (median of logged rows)", f"{np.median(speed):,.0f} images/s"))
+        rows.append(("throughput (last logged row)", f"{speed[-1]:,.0f} images/s"))
+    return _table(rows) if rows else None
+
+
+def _media_blocks(media: dict[str, Path]) -> dict[str, list[str]]:
+    unknown = sorted(set(media) - set(MEDIA))
+    if unknown:
+        raise UserError(f"unknown report media {', '.join(unknown)}; known: {', '.join(MEDIA)}")
+    blocks: dict[str, list[str]] = {}
+    for key, (section, caption) in MEDIA.items():
+        data = _read_image(Path(media[key])) if key in media else None
+        if data is not None:
+            blocks.setdefault(section, []).append(_figure(data, caption))
+    return blocks
+
+
+def render_report(run_dir: str | Path, media: dict[str, Path] | None = None) -> str:
+    """The report page of ``run_dir`` as an HTML string (see the module docstring for its sections)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory at {run_dir}; pass the --out folder of a training run")
+    config, problem = _load_config(run_dir)
+    blocks = _media_blocks(media or {})
+    found = {
+        "config": _config_section(config, problem, run_dir),
+        "loss": _loss_section(run_dir),
+        "samples": _samples_section(run_dir),
+        "metrics": _metrics_section(run_dir),
+        "timing": _timing_section(run_dir),
+    }
+    body = {s: found.get(s) or "" for s in SECTIONS}
+    for section, figures in blocks.items():
+        body[section] += "".join(figures)
+    shown = [s for s in SECTIONS if body[s]]
+    sections = "".join(f'<section id="{s}"><h2>{_esc(SECTIONS[s])}</h2>{body[s]}</section>' for s in shown)
+    title = f"tinydiffusion — {config.get('recipe') if config and config.get('recipe') else run_dir.name}"
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"{_header(run_dir, config, shown)}\n{sections}\n</body>\n</html>\n")
+
+
+def write_report(run_dir: str | Path, media: dict[str, Path] | None = None) -> Path:
+    """Write ``RUN_DIR/report.html`` (:func:`render_report`) atomically and return its path."""
+    page = render_report(run_dir, media)
+    path = Path(run_dir) / "report.html"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,299 @@
+"""The training loop: one optimiser step at a time, with logging, previews and checkpoints that survive anything.
+
+Every random number of a step is a function of (run seed, step, global sample index) (see
+:class:`~tinydiffusion.rng.BatchRandom`) and the batch of a step is a function of (seed, step) (see
+``tinydiffusion.data.make_batches``). So ``--resume`` continues exactly, and N processes with B/N samples
+each compute what one process with B samples computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .. import checkpoint as ckpt
+from ..config import TrainConfig, dumps
+from ..data import make_batches
+from ..errors import UserError
+from ..rng import BatchRandom, SeededNoise
+from .distributed import Dist, all_mean, any_flag, init_distributed, shutdown
+from .ema import EMA
+from .logger import RunLogger
+from .lr import lr_multiplier
+from .preview import write_preview
+from .setup import RunParts, resolve_device, setup_run
+
+
+class TrainingDiverged(UserError):
+    """The loss or the gradient became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived; the state was saved."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
+    """Train a model as ``cfg`` says and return the run directory.
+
+    ``resume`` continues from the newest readable checkpoint in the run directory.
+    """
+    device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
+    d = init_distributed(device_kind)
+    try:
+        device = resolve_device(cfg.runtime.device, d.local_rank)
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        parts = setup_run(cfg, device, d.world_size)
+        run_dir = Path(cfg.out)
+        trainer = Trainer(parts, run_dir, d)
+        if resume:
+            trainer.restore()
+        elif d.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        if d.is_main:
+            params = sum(p.numel() for p in parts.model.parameters())
+            print(f"tinydiffusion train: {cfg.recipe} -> {run_dir}: {cfg.model.name} ({params:,} params) on "
+                  f"{parts.dataset.name} ({len(parts.dataset):,} samples), {parts.total_steps:,} steps on "
+                  f"{device}" + (f" x {d.world_size} processes" if d.enabled else ""), file=sys.stderr)
+        trainer.fit()
+        return run_dir
+    finally:
+        shutdown(d)
+
+
+class Trainer:
+    """Owns the live objects of a run and the loop over optimiser steps."""
+
+    def __init__(self, parts: RunParts, run_dir: Path, d: Dist):
+        self.p = parts
+        self.cfg: TrainConfig = parts.cfg
+        self.run_dir = run_dir
+        self.d = d
+        self.device = parts.device
+        rt = self.cfg.runtime
+        self.amp = rt.amp == "bf16" or (rt.amp == "auto" and self.device.type == "cuda")
+        self.channels_last = rt.channels_last and parts.dataset.kind == "image"
+        model = parts.model
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model  # the plain module: what is saved, averaged and sampled
+        self.ema = EMA(model, self.cfg.ema.decay, self.cfg.ema.warmup) if self.cfg.ema.enabled else None
+        net: nn.Module = model
+        if d.enabled:
+            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.net = torch.compile(net) if rt.compile else net
+        self.optimizer = self._optimizer()
+        self.step = 0
+        self.elapsed = 0.0
+        self._stop_signal: int | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        kind = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
+        extra: dict[str, Any] = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+        return kind(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **extra)
+
+    def restore(self) -> None:
+        """Load the newest readable training state of the run directory."""
+        path, state = ckpt.latest_state(self.run_dir, lambda p: ckpt.load_state(p, self.device))
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise UserError(f"{path} was saved by a different model or optimiser than this config builds; "
+                            "resume with the run's own config.toml (tinydiffusion train --config RUN/config.toml "
+                            "--resume --out RUN) or start a new run directory") from None
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed_s", 0.0))
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if self.step >= self.p.total_steps:
+            raise UserError(f"the run in {self.run_dir} already finished {self.step} steps; ask for more with "
+                            f"--steps N (N > {self.step})")
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> None:
+        cfg, p = self.cfg, self.p
+        total = p.total_steps
+        log = RunLogger(self.run_dir, total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
+                        enabled=self.d.is_main)
+        if self.d.is_main:
+            ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
+        preview_every = cfg.preview.every or max(1, total // 4)
+        ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
+        batches = make_batches(p.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
+                               condition=p.condition, hflip=cfg.data.hflip, rank=self.d.rank,
+                               world_size=self.d.world_size, start_step=self.step)
+        health = torch.zeros(2, device=self.device)  # running sums of loss and gradient norm since the last log
+        window_start, window_steps = time.perf_counter(), 0
+        self.net.train()
+        with self._signals():
+            try:
+                for batch in batches:
+                    if self.step >= total:
+                        break
+                    lr = cfg.optim.lr * lr_multiplier(self.step, total, cfg.optim.lr_schedule, cfg.optim.warmup_steps,
+                                                      p.steps_per_epoch)
+                    loss, grad_norm = self._train_step(batch, lr)
+                    health += torch.stack([loss, grad_norm])
+                    self.step += 1
+                    window_steps += 1
+                    log.advance()
+                    last = self.step == total
+                    if self.step % cfg.log.every == 0 or last:
+                        now = time.perf_counter()
+                        self.elapsed += now - window_start
+                        self._log(log, health, window_steps, now - window_start, lr)
+                        health.zero_()
+                        window_start, window_steps = time.perf_counter(), 0
+                    if self.step % ckpt_every == 0 or last:
+                        self._check_health(health)
+                        self._save()
+                    if self.d.is_main and (self.step % preview_every == 0 or last):
+                        self._preview()
+                    stop = self._stop_signal is not None
+                    if self.d.enabled and (self.step % cfg.log.every == 0):
+                        stop = any_flag(stop, self.d, self.device)
+                    if stop and not last:
+                        self._check_health(health)
+                        path = self._save()
+                        raise Interrupted(f"stopped at step {self.step}/{total}; saved {path}; continue with: "
+                                          f"tinydiffusion train --config {self.run_dir / 'config.toml'} --resume "
+                                          f"--out {self.run_dir}", self._stop_signal or signal.SIGINT)
+            finally:
+                log.close()
+        if self.d.is_main:
+            ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
+
+    def _train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm."""
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        accum = cfg.optim.grad_accum
+        x, cond, index = batch.x, batch.cond, batch.index
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        conds = cond.chunk(accum) if cond is not None else [None] * accum
+        total_loss = torch.zeros((), device=self.device)
+        for i, (xi, ci, idx) in enumerate(zip(x.chunk(accum), conds, index.chunk(accum))):
+            rng = BatchRandom(SeededNoise(idx), cfg.runtime.seed, self.step)
+            sync = contextlib.nullcontext() if (i == accum - 1 or not self.d.enabled) else self.net.no_sync()
+            with sync, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                loss = self.p.objective(self.net, xi, ci, rng).mean() / accum
+            with sync:
+                loss.backward()
+            total_loss += loss.detach()
+        # With max_norm = inf the call only measures the norm (the seeds without clipping).
+        max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
+        return total_loss, grad_norm.detach()
+
+    # ------------------------------------------------------------------ side effects
+    def _log(self, log: RunLogger, health: torch.Tensor, steps: int, seconds: float, lr: float) -> None:
+        sums = all_mean(health, self.d).tolist()  # the one host sync per log interval
+        if not all(map(lambda v: v == v and abs(v) != float("inf"), sums)):
+            self._diverged()
+        log.row({
+            "step": self.step,
+            "epoch": round(self.step / self.p.steps_per_epoch, 3),
+            "loss": sums[0] / steps,
+            "lr": lr,
+            "images_per_s": steps * self.cfg.optim.batch_size / max(seconds, 1e-9),
+            "grad_norm": sums[1] / steps,
+            "elapsed_s": round(self.elapsed, 2),
+        })
+
+    def _check_health(self, health: torch.Tensor) -> None:
+        """Never checkpoint weights that a NaN/inf loss or gradient has touched."""
+        if not bool(torch.isfinite(all_mean(health, self.d)).all()):
+            self._diverged()
+
+    def _diverged(self) -> None:
+        states = ckpt.list_states(self.run_dir)
+        kept = f"the last good checkpoint is {states[-1][1]}" if states else "no checkpoint had been written yet"
+        raise TrainingDiverged(f"the loss became NaN or infinite by step {self.step}; {kept}; try a lower optim.lr "
+                               "or optim.grad_clip")
+
+    def _meta(self) -> dict[str, Any]:
+        cfg, p = self.cfg, self.p
+        ds = p.dataset
+        return {
+            "model": cfg.model.name,
+            "model_config": dataclasses.asdict(self.model.config),
+            "schedule": p.schedule.config,
+            "prediction": "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction,
+            "objective": cfg.objective.kind,
+            "data": {"spec": cfg.data.spec, "kind": ds.kind, "condition": p.condition,
+                     "class_names": ds.class_names, **ds.facts(p.condition)},
+            "sample": dataclasses.asdict(cfg.sample),
+            "recipe": cfg.recipe,
+            "step": self.step,
+            "ema": self.ema is not None,
+        }
+
+    def _save(self) -> Path | None:
+        """Write the resumable state and model.safetensors (main process only); returns the state path."""
+        if not self.d.is_main:
+            return None
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "elapsed_s": self.elapsed,
+        }
+        path = ckpt.save_state(self.run_dir, self.step, state, self.cfg.log.keep_last)
+        inference = self.ema.model if self.ema is not None else self.model
+        ckpt.save_model(self.run_dir / ckpt.MODEL_FILE, inference, self._meta())
+        return path
+
+    def _preview(self) -> None:
+        models = {"": self.ema.model} if self.ema is not None else {"": self.model}
+        if self.ema is not None and self.cfg.preview.raw:
+            models["-raw"] = self.model
+        for suffix, model in models.items():
+            was_training = model.training
+            model.eval()
+            write_preview(model, self.p, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png")
+            model.train(was_training)
+
+    @contextlib.contextmanager
+    def _signals(self):
+        """Ctrl-C and SIGTERM set a flag; the loop saves at the end of the step and stops cleanly."""
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)

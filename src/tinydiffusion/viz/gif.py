@@ -1,0 +1,66 @@
+"""Animated GIFs with exact per-frame timing, and subsampling of long trajectories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UserError
+from .grid import to_image
+
+#: The shortest frame delay browsers honour; shorter delays are shown as 100 ms by most of them.
+MIN_DURATION_MS = 20
+
+Item = TypeVar("Item")
+
+
+def subsample_indices(n: int, k: int) -> list[int]:
+    """At most ``k`` indices into a sequence of ``n``, evenly spaced, always including 0 and n − 1.
+
+    The indices are round(linspace(0, n − 1, k)) without repeats, so with k ≥ n every index is kept.
+    """
+    if n < 1:
+        raise UserError("there are no frames to choose from")
+    if k < 2 and n > 1:
+        raise UserError(f"keeping the first and the last frame needs at least 2 frames, got {k}")
+    if k >= n:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, k).round()})
+
+
+def subsample(frames: Sequence[Item], k: int) -> list[Item]:
+    """At most ``k`` items of ``frames``, evenly spaced, keeping the first and the last (:func:`subsample_indices`)."""
+    return [frames[i] for i in subsample_indices(len(frames), k)]
+
+
+def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, duration_ms: int = 80,
+             final_hold_ms: int | None = 1500, loop: int | None = 0) -> Path:
+    """Write ``frames`` (uint8 arrays as in :func:`~tinydiffusion.viz.grid.to_image`, or PIL images) as a GIF.
+
+    Every frame shows for ``duration_ms``, the last one for ``final_hold_ms`` (``None``: like the
+    others), so the final image stays on screen before the animation restarts. ``loop=0`` repeats
+    forever, ``loop=n`` n more times, ``None`` plays once. GIF stores delays in units of 10 ms, so
+    durations are rounded to multiples of 10 ms; they must be at least ``MIN_DURATION_MS``.
+
+    Pillow writes a run of identical consecutive frames as one frame showing for their summed
+    durations, which looks and times the same; every other frame is written as given. Frames of one
+    channel are written in grey, colour frames with an adaptive 256-colour palette per frame.
+    Returns the path written (missing parent folders are created).
+    """
+    if not frames:
+        raise UserError("a GIF needs at least one frame")
+    hold = duration_ms if final_hold_ms is None else final_hold_ms
+    if min(duration_ms, hold) < MIN_DURATION_MS:
+        raise UserError(f"GIF frame durations must be at least {MIN_DURATION_MS} ms, got {min(duration_ms, hold)}")
+    images = [to_image(f) for f in frames]
+    durations = [int(round(duration_ms, -1))] * (len(images) - 1) + [int(round(hold, -1))]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {} if loop is None else {"loop": loop}
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+                   **options)
+    return path

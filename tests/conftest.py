@@ -1,0 +1,48 @@
+"""Shared test setup: the data root, and a tiny training configuration for fast end-to-end runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Real MNIST / Fashion-MNIST come from ../shared/data next to the checkout (CI sets it too).
+if "TINYDIFFUSION_DATA" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["TINYDIFFUSION_DATA"] = str(SHARED_DATA)
+
+#: --set overrides that shrink the quickstart recipe to a network and run that take a second or two.
+TINY = [
+    "model.block_out_channels=[8, 16]",
+    "model.norm_groups=4",
+    "model.attention_head_dim=8",
+    "data.n=64",
+    "optim.batch_size=8",
+    "optim.warmup_steps=0",
+    "preview.n=4",
+    "sample.steps=2",
+    "log.every=1",
+    "log.tensorboard=off",
+    "log.progress=false",
+]
+
+
+def tiny_args(out: Path, steps: int = 3, *extra: str) -> list[str]:
+    """``tinydiffusion train`` arguments for a tiny quickstart-shaped run into ``out``."""
+    args = ["train", "--out", str(out), "--steps", str(steps)]
+    for override in [*TINY, *extra]:
+        args += ["--set", override]
+    return args
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny class-conditional run (read-only for the tests that share it)."""
+    from tinydiffusion.cli.main import main
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(tiny_args(out, 3)) == 0
+    return out

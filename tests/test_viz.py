@@ -1,0 +1,418 @@
+"""tinydiffusion.viz: grids, GIFs, forward-process pictures, plots, trajectories and scatter plots."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFont
+
+from tinydiffusion import NoiseSchedule, SamplerStep, SeededNoise, UserError, sample
+from tinydiffusion.viz import (compare_samplers_image, forward_gif, forward_grid, forward_jumps,
+                               forward_percent_strip, forward_scatter_gif, forward_side_by_side, forward_trajectory,
+                               image_table, labelled_grid, loss_curve, make_grid, percent_timesteps, reverse_gif,
+                               reverse_scatter_gif, save_gif, save_image, scatter_png, schedule_plot, subsample,
+                               subsample_indices, to_uint8, x0_strip, x0_strip_image)
+from tinydiffusion.rng import stream
+from tinydiffusion.viz.forward import FORWARD_STEP_NOISE
+from tinydiffusion.viz.grid import LABEL_MARGIN
+from tinydiffusion.viz.plots import smooth
+from tinydiffusion.viz.scatter import square_limits
+
+
+def _schedule(T: int = 150) -> NoiseSchedule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # seed 000's T=150 schedule leaves ᾱ_T = 0.22 on purpose
+        return NoiseSchedule.linear(T)
+
+
+def _gif_frames(path) -> tuple[list[np.ndarray], list[int], dict]:
+    with Image.open(path) as im:
+        info = dict(im.info)
+        frames, durations = [], []
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGB")))
+            durations.append(im.info["duration"])
+    return frames, durations, info
+
+
+# ----------------------------------------------------------------------------------------------- to_uint8
+
+
+def test_to_uint8_is_a_fixed_map_not_min_max():
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0, 2.0, -3.0, math.nan]).reshape(1, 1, 1, 8)
+    out = to_uint8(x)
+    assert out.dtype == np.uint8 and out.shape == (1, 1, 8, 1)
+    # round((x + 1) * 127.5), clamped; 127.5 rounds half to even (128); NaN shows as mid-grey
+    assert out[0, 0, :, 0].tolist() == [0, 64, 128, 191, 255, 255, 0, 128]
+    # a low-contrast image stays low-contrast (seed 003's min-max stretch would give 0..255)
+    faint = to_uint8(torch.tensor([-0.1, 0.1]).reshape(1, 1, 1, 2))
+    assert faint[0, 0, :, 0].tolist() == [115, 140]
+
+
+def test_to_uint8_moves_channels_last():
+    x = torch.zeros(2, 3, 4, 5)
+    x[1, 2, 3, 4] = 1.0
+    out = to_uint8(x)
+    assert out.shape == (2, 4, 5, 3)
+    assert out[1, 3, 4].tolist() == [128, 128, 255]
+    with pytest.raises(ValueError, match=r"to_uint8 expects a \(B, C, H, W\) tensor, got shape \(3, 4, 5\)"):
+        to_uint8(torch.zeros(3, 4, 5))
+
+
+# ----------------------------------------------------------------------------------------------- make_grid
+
+
+def test_make_grid_golden_one_channel():
+    images = np.stack([np.full((2, 2, 1), v, np.uint8) for v in (10, 20, 30, 40, 50)])
+    W = 255
+    expected = np.array([
+        [W, W, W, W, W, W, W, W, W, W],
+        [W, 10, 10, W, 20, 20, W, 30, 30, W],
+        [W, 10, 10, W, 20, 20, W, 30, 30, W],
+        [W, W, W, W, W, W, W, W, W, W],
+        [W, 40, 40, W, 50, 50, W, W, W, W],
+        [W, 40, 40, W, 50, 50, W, W, W, W],
+        [W, W, W, W, W, W, W, W, W, W],
+    ], np.uint8)[..., None]
+    grid = make_grid(images, nrow=3, padding=1, pad_value=255)
+    assert grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid, expected)
+
+
+def test_make_grid_golden_three_channels_and_pad_value():
+    images = np.array([[[[1, 2, 3]]], [[[4, 5, 6]]]], np.uint8)  # two 1x1 RGB images
+    grid = make_grid(images, nrow=2, padding=1, pad_value=0)
+    Z = [0, 0, 0]
+    expected = np.array([[Z, Z, Z, Z, Z], [Z, [1, 2, 3], Z, [4, 5, 6], Z], [Z, Z, Z, Z, Z]], np.uint8)
+    np.testing.assert_array_equal(grid, expected)
+
+
+def test_make_grid_scale_is_nearest_neighbour():
+    image = np.array([[1, 2], [3, 4]], np.uint8).reshape(1, 2, 2, 1)
+    grid = make_grid(image, padding=0, scale=2)
+    np.testing.assert_array_equal(grid[..., 0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
+
+
+def test_make_grid_default_layout_and_sizes():
+    images = np.zeros((10, 3, 5, 1), np.uint8)
+    # nrow defaults to ceil(sqrt(10)) = 4 columns, ceil(10 / 4) = 3 rows
+    assert make_grid(images, padding=2).shape == (3 * 3 + 4 * 2, 4 * 5 + 5 * 2, 1)
+    # more columns than images: one row of all of them
+    assert make_grid(images[:3], nrow=8, padding=1).shape == (3 + 2, 3 * 5 + 4, 1)
+    with pytest.raises(ValueError, match=r"expected uint8 images shaped \(N, H, W, 1 or 3\), got float32"):
+        make_grid(np.zeros((2, 3, 3, 1), np.float32))
+
+
+# ----------------------------------------------------------------------------------------------- labelled grids
+
+
+def _text_width(text: str) -> int:
+    left, _, right, _ = ImageFont.load_default().getbbox(text)
+    return math.ceil(right - min(left, 0))
+
+
+def test_labelled_grid_size_and_placement():
+    a = np.full((3, 4, 4, 1), 50, np.uint8)
+    b = np.full((2, 4, 4, 1), 100, np.uint8)
+    image = labelled_grid([a, b], ["a", "longer name"], scale=2, padding=1)
+    g = LABEL_MARGIN
+    line_w, line_h = 3 * 8 + 4, 8 + 2  # three 8-px images (scale 2) with padding 1; one row
+    label_w = _text_width("longer name") + g
+    assert image.mode == "L"
+    assert image.size == (g + label_w + line_w + g, g + line_h + g + line_h + g)
+    pixels = np.asarray(image)
+    left = g + label_w
+    np.testing.assert_array_equal(pixels[g:g + line_h, left:left + line_w], make_grid(a, nrow=3, scale=2)[..., 0])
+    second = pixels[2 * g + line_h:2 * g + 2 * line_h, left:left + line_w]
+    np.testing.assert_array_equal(second[:, :19], make_grid(b, nrow=2, scale=2)[..., 0])
+    assert (second[:, 19:] == 255).all()  # the shorter line is padded on the right
+    # the names are drawn in dark ink in the left margin of their own row
+    assert pixels[g:g + line_h, g:left].min() < 100 and pixels[2 * g + line_h:, g:left].min() < 100
+
+
+def test_labelled_grid_colour_and_unnamed():
+    rows = [np.zeros((2, 3, 3, 3), np.uint8)]
+    image = labelled_grid(rows)
+    assert image.mode == "RGB"
+    assert image.size == (2 * 3 + 3 + 2 * LABEL_MARGIN, 3 + 2 + 2 * LABEL_MARGIN)
+
+
+def test_image_table_columns_fit_their_names():
+    cell = np.zeros((2, 2), np.uint8)
+    image = image_table([[cell, cell]], None, ["a rather long title", "b"], gap=3)
+    assert image.width == 3 + _text_width("a rather long title") + 3 + max(2, _text_width("b")) + 3
+    with pytest.raises(ValueError, match="1 column names for 2 columns"):
+        image_table([[cell, cell]], None, ["one"])
+
+
+def test_save_image_modes_round_trip(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4, 1) * 20
+    colour = np.arange(36, dtype=np.uint8).reshape(3, 4, 3) * 7
+    p1 = save_image(grey, tmp_path / "sub" / "grey.png")
+    p2 = save_image(colour, tmp_path / "colour.png")
+    with Image.open(p1) as im:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(np.asarray(im), grey[..., 0])
+    with Image.open(p2) as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), colour)
+
+
+# ----------------------------------------------------------------------------------------------- GIFs
+
+
+def _distinct_frames(n: int, channels: int = 1) -> list[np.ndarray]:
+    return [np.full((6, 5, channels), 20 * k + 10, np.uint8) for k in range(n)]
+
+
+def test_save_gif_frame_count_durations_and_final_hold(tmp_path):
+    frames = _distinct_frames(5)
+    path = save_gif(frames, tmp_path / "a.gif", duration_ms=40, final_hold_ms=500)
+    read, durations, info = _gif_frames(path)
+    assert len(read) == 5
+    assert durations == [40, 40, 40, 40, 500]
+    assert info["loop"] == 0
+    for got, want in zip(read, frames):  # grey frames come back exactly
+        np.testing.assert_array_equal(got[..., 0], want[..., 0])
+
+
+def test_save_gif_without_hold_plays_once(tmp_path):
+    path = save_gif(_distinct_frames(3, channels=3), tmp_path / "b.gif", duration_ms=70, final_hold_ms=None,
+                    loop=None)
+    read, durations, info = _gif_frames(path)
+    assert len(read) == 3 and durations == [70, 70, 70]
+    assert "loop" not in info
+
+
+def test_save_gif_merges_identical_neighbours_keeping_time(tmp_path):
+    a, b = _distinct_frames(2)
+    _, durations, _ = _gif_frames(save_gif([a, a, b], tmp_path / "c.gif", duration_ms=30, final_hold_ms=200))
+    assert durations == [60, 200]
+
+
+def test_save_gif_rejects_too_short_frames(tmp_path):
+    with pytest.raises(UserError, match="^GIF frame durations must be at least 20 ms, got 10$"):
+        save_gif(_distinct_frames(2), tmp_path / "d.gif", duration_ms=10)
+
+
+def test_subsample_keeps_first_and_last():
+    idx = subsample_indices(100, 10)
+    assert idx[0] == 0 and idx[-1] == 99 and len(idx) == 10
+    assert all(a < b for a, b in zip(idx, idx[1:]))
+    assert subsample_indices(5, 10) == [0, 1, 2, 3, 4]
+    assert subsample_indices(10, 2) == [0, 9]
+    assert subsample(list("abcdefg"), 3) == ["a", "d", "g"]
+    with pytest.raises(UserError, match="^keeping the first and the last frame needs at least 2 frames, got 1$"):
+        subsample_indices(10, 1)
+
+
+# ----------------------------------------------------------------------------------------------- forward process
+
+
+def test_forward_trajectory_has_T_frames_and_per_sample_seeds():
+    s = _schedule(150)
+    x0 = torch.rand(2, 1, 4, 4) * 2 - 1
+    traj = forward_trajectory(s, x0, SeededNoise([7, 8]))
+    assert traj.shape == (150, 2, 1, 4, 4)
+    alone = forward_trajectory(s, x0[1:], SeededNoise([8]))
+    torch.testing.assert_close(traj[:, 1:], alone)  # a sample's chain does not depend on its batch
+    kept = forward_trajectory(s, x0, SeededNoise([7, 8]), [149, 3])
+    torch.testing.assert_close(kept, traj[[149, 3]])
+    # applying q(x_t | x_{t-1}) once from x0 is DDPM eq. 2 at t = 0
+    noise = SeededNoise([7, 8]).randn((1, 4, 4), stream(FORWARD_STEP_NOISE, 0))
+    beta0 = float(s.betas64[0])
+    torch.testing.assert_close(traj[0], math.sqrt(1 - beta0) * x0 + math.sqrt(beta0) * noise)
+
+
+@pytest.mark.parametrize("t", [5, 60, 148])
+def test_step_by_step_and_closed_form_have_the_same_moments(t):
+    s = _schedule(150)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(8, 1, 32, 32, generator=g) * 2 - 1  # 8192 pixels
+    ab = s.alpha_bar_at(t)
+    chain, chain_next = forward_trajectory(s, x0, torch.Generator().manual_seed(1), [t, t + 1])
+    jump = forward_jumps(s, x0, [t], torch.Generator().manual_seed(2))[0]
+    n = x0.numel()
+    for x in (chain, jump):
+        r = (x - math.sqrt(ab) * x0).double()  # should be N(0, 1 - ᾱ_t) per pixel
+        var = 1 - ab
+        assert abs(float(r.mean())) < 4 * math.sqrt(var / n)
+        assert abs(float(r.var()) / var - 1) < 4 * math.sqrt(2 / n)
+        # and uncorrelated with the clean image
+        assert abs(float(torch.corrcoef(torch.stack([r.flatten(), x0.double().flatten()]))[0, 1])) < 4 / math.sqrt(n)
+    # the chain is one Markov chain: x_{t+1} − √α_{t+1}·x_t is fresh N(0, β_{t+1}) noise (DDPM eq. 2)
+    beta = float(s.betas64[t + 1])
+    step = (chain_next - math.sqrt(1 - beta) * chain).double()
+    assert abs(float(step.var()) / beta - 1) < 4 * math.sqrt(2 / n)
+
+
+def test_forward_grid_shows_every_step_of_seed_000():
+    s = _schedule(150)
+    x0 = torch.rand(1, 1, 16, 16) * 2 - 1
+    grid = forward_grid(s, x0, 10, 15, torch.Generator().manual_seed(3), scale=2, padding=1)
+    assert grid.shape == (10 * 32 + 11, 15 * 32 + 16, 1)
+    traj = forward_trajectory(s, x0, torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(grid, make_grid(to_uint8(traj[:, 0]), nrow=15, padding=1, scale=2))
+
+
+def test_forward_grid_subsamples_long_schedules():
+    s = _schedule(1000)
+    x0 = torch.rand(1, 4, 4) * 2 - 1  # a single (C, H, W) image is accepted too
+    grid = forward_grid(s, x0, 2, 3, torch.Generator().manual_seed(4), scale=1, padding=0)
+    keep = [0, 200, 400, 599, 799, 999]
+    assert subsample_indices(1000, 6) == keep
+    traj = forward_trajectory(s, x0[None], torch.Generator().manual_seed(4), keep)
+    np.testing.assert_array_equal(grid, make_grid(to_uint8(traj[:, 0]), nrow=3, padding=0))
+
+
+def test_forward_timesteps_are_checked():
+    s = _schedule(150)
+    for draw in (forward_trajectory, lambda s, x, g, ts: forward_jumps(s, x, ts, g)):
+        with pytest.raises(UserError, match=r"^forward-process timesteps must lie in \[0, 149\]$"):
+            draw(s, torch.zeros(1, 1, 2, 2), None, [10, 150])
+    with pytest.raises(UserError, match="^2 seeds for a batch of 1 images$"):
+        forward_jumps(s, torch.zeros(1, 1, 2, 2), [3], SeededNoise([1, 2]))
+
+
+def test_percent_timesteps_follow_seed_003():
+    assert percent_timesteps(1000, (0.25, 0.5, 0.75, 1)) == [249, 499, 749, 999]
+    assert percent_timesteps(150, (0.5,)) == [74]
+    with pytest.raises(UserError, match=r"^forward fractions must lie in \[1/T, 1\] with T=1000, got 0, 0.5$"):
+        percent_timesteps(1000, (0, 0.5))
+
+
+def test_forward_figures_and_gif(tmp_path):
+    s = _schedule(150)
+    batch = torch.rand(4, 3, 8, 8) * 2 - 1
+    strip = forward_percent_strip(s, batch, generator=torch.Generator().manual_seed(0), scale=1)
+    assert strip.mode == "RGB" and strip.height == 5 * (8 + 2) + 6 * LABEL_MARGIN
+    side = forward_side_by_side(s, batch[:1], [0, 74, 149], SeededNoise([1]), scale=2)
+    assert side.height > 2 * 16 and side.width > 4 * 16
+    grey = batch[:, :1]
+    path = forward_gif(s, grey, tmp_path / "f.gif", torch.Generator().manual_seed(0), max_frames=20, scale=1)
+    frames, durations, _ = _gif_frames(path)
+    assert len(frames) == 20 and durations[-1] == 1500
+    np.testing.assert_array_equal(frames[0][..., 0], make_grid(to_uint8(grey), scale=1)[..., 0])  # the clean batch
+    last = forward_trajectory(s, grey, torch.Generator().manual_seed(0), [149])[0]
+    np.testing.assert_array_equal(frames[-1][..., 0], make_grid(to_uint8(last), scale=1)[..., 0])  # t = T - 1
+
+
+# ----------------------------------------------------------------------------------------------- plots
+
+
+def test_smooth_golden_values():
+    np.testing.assert_allclose(smooth(np.array([1.0, 2.0, 3.0]), 0.5), [1.0, 1.25 / 0.75, 2.125 / 0.875])
+    np.testing.assert_allclose(smooth(np.array([1.0, math.nan, 3.0]), 0.5), [1.0, 1.0, 1.75 / 0.75])
+    np.testing.assert_allclose(smooth(np.array([4.0, 1.0]), 0.0), [4.0, 1.0])
+
+
+def _write_log(path, rows: int, lr: bool = True) -> None:
+    cols = "step,epoch,loss,lr,images_per_s,grad_norm,elapsed_s" if lr else "step,loss"
+    lines = [cols]
+    for i in range(1, rows + 1):
+        lines.append(f"{10 * i},{i / 10},{1 / i:.5f},{1e-3},{500 + i},1.0,{i}" if lr else f"{10 * i},{1 / i:.5f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_loss_curve_and_schedule_plot_write_pngs(tmp_path):
+    _write_log(tmp_path / "log.csv", 30)
+    with Image.open(loss_curve(tmp_path / "log.csv", tmp_path / "out" / "loss.png")) as im:
+        assert im.size == (1000, 360)
+    _write_log(tmp_path / "plain.csv", 30, lr=False)
+    with Image.open(loss_curve(tmp_path / "plain.csv", tmp_path / "plain.png")) as im:
+        assert im.size == (600, 360)  # no learning-rate panel
+    with Image.open(schedule_plot({"linear": _schedule(1000), "cosine": NoiseSchedule.cosine(1000)},
+                                  tmp_path / "s.png")) as im:
+        assert im.size == (1200, 360)
+
+
+def test_loss_curve_errors(tmp_path):
+    with pytest.raises(UserError, match="^no training log at .*missing.csv; train the run first$"):
+        loss_curve(tmp_path / "missing.csv", tmp_path / "x.png")
+    (tmp_path / "empty.csv").write_text("step,loss\n")
+    with pytest.raises(UserError, match="empty.csv has no logged steps yet$"):
+        loss_curve(tmp_path / "empty.csv", tmp_path / "x.png")
+
+
+# ----------------------------------------------------------------------------------------------- trajectories
+
+
+def _trajectory(T: int = 20, n: int = 4) -> tuple[list[SamplerStep], torch.Tensor]:
+    s = _schedule(T)
+    target = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4)
+
+    def model(x, t):  # an x0-model that always predicts the same image
+        return target.expand_as(x)
+
+    steps: list[SamplerStep] = []
+    x_T = torch.randn(n, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = sample(model, s, x_T, sampler="ddpm", prediction="x0", callback=steps.append,
+                 generator=torch.Generator().manual_seed(1))
+    return steps, out
+
+
+def test_reverse_gif_frames(tmp_path):
+    steps, out = _trajectory()
+    frames, durations, _ = _gif_frames(reverse_gif(steps, tmp_path / "r.gif", scale=1, max_frames=8))
+    assert len(frames) == 8 and durations == [60] * 7 + [2000]
+    np.testing.assert_array_equal(frames[-1][..., 0], make_grid(to_uint8(out), scale=1)[..., 0])
+    np.testing.assert_array_equal(frames[0][..., 0], make_grid(to_uint8(steps[0].x_t), scale=1)[..., 0])
+
+
+def test_x0_strip_and_sampler_comparison(tmp_path):
+    steps, out = _trajectory()
+    image = x0_strip_image(steps, rows=5, n_images=3, scale=1)
+    assert image.mode == "L"
+    assert image.height >= 5 * 6 and image.width >= 2 * (3 * 4 + 4)
+    with Image.open(x0_strip(steps, tmp_path / "x0.png", rows=3)) as saved:
+        assert saved.size[1] < image.size[1]  # three rows instead of five
+    both = compare_samplers_image({"DDPM": out, "no noise": out * 0}, scale=1)
+    assert both.width >= 2 * make_grid(to_uint8(out)).shape[1]
+    with pytest.raises(UserError, match=r"^image pictures need \(B, C, H, W\) samples, got \(5, 2\); "):
+        reverse_gif([SamplerStep(0, 9.0, torch.zeros(5, 2), torch.zeros(5, 2), torch.zeros(5, 2))], tmp_path / "x")
+
+
+# ----------------------------------------------------------------------------------------------- 2-D scatter
+
+
+def test_square_limits():
+    lo, hi = square_limits([np.array([[1.0, -3.0], [0.5, 2.0]]), np.array([[0.0, 0.0], [math.nan, 9.0]])])
+    assert (lo, hi) == pytest.approx((-3.15, 3.15))
+
+
+def _axes_centre(frame: np.ndarray) -> tuple[int, int]:
+    dark = frame.max(axis=2) < 60  # the black frame of the axes: dark lines across most of the image
+    rows = np.flatnonzero(dark.sum(axis=1) > frame.shape[1] // 2)
+    cols = np.flatnonzero(dark.sum(axis=0) > frame.shape[0] // 2)
+    return (rows[0] + rows[-1]) // 2, (cols[0] + cols[-1]) // 2
+
+
+def test_scatter_frames_share_fixed_axes(tmp_path):
+    a = np.zeros((20, 2))
+    b = np.concatenate([np.zeros((10, 2)), np.full((10, 2), 3.0)])
+    steps = [SamplerStep(0, 10.0, torch.tensor(a), torch.tensor(a), torch.tensor(b))]
+    frames, _, _ = _gif_frames(reverse_scatter_gif(steps, tmp_path / "rs.gif"))
+    assert len(frames) == 2
+    for frame in frames:  # the origin is in the middle of the window in both frames (limits ±3.15)
+        r, c = _axes_centre(frame)
+        red = frame[r - 2:r + 3, c - 2:c + 3].astype(int)
+        assert (red[..., 0] - red[..., 1]).max() > 60
+    r, c = _axes_centre(frames[1])
+    assert (frames[1][:r, c:, 0].astype(int) - frames[1][:r, c:, 1]).max() > 60  # (3, 3) is up and right
+
+
+def test_scatter_png_and_forward_gif(tmp_path):
+    points = torch.randn(300, 2, generator=torch.Generator().manual_seed(0)) * 0.3
+    with Image.open(scatter_png(points, tmp_path / "p.png", title="data")) as im:
+        assert im.size == (400, 400)
+    s = _schedule(100)
+    frames, _, _ = _gif_frames(forward_scatter_gif(s, points, tmp_path / "fs.gif", [0, 50, 99],
+                                                   torch.Generator().manual_seed(1)))
+    assert len(frames) == 4  # the data, then three timesteps
+    with pytest.raises(UserError, match=r"^a scatter plot needs points shaped \(N, 2\), got \(3, 3\)$"):
+        scatter_png(np.zeros((3, 3)), tmp_path / "bad.png")
