@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from tinydiffusion.data import load_dataset
+from tinydiffusion.data import Dataset, load_dataset
 from tinydiffusion.errors import UserError
 from tinydiffusion.metrics import Extractor, evaluate_images
 from tinydiffusion.metrics.reference import real_features
@@ -130,3 +130,30 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     with pytest.raises(UserError) as e:
         evaluate_images(images, reference="dcss-tiles", image_size=16, cache_dir=tmp_path, reference_n=50)
     assert str(e.value) == "generated images have 1 channel(s) but dcss-tiles has 3"
+
+
+def test_user_features_evaluate_a_dataset_without_a_shipped_extractor(tmp_path):
+    (tmp_path / "pixel_stats.py").write_text(
+        "import torch\n"
+        "class PixelStats(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)\n"
+        "def build():\n"
+        "    return PixelStats()\n")
+    rng = np.random.default_rng(0)
+    dark = Dataset("folder:dark", images=rng.integers(0, 100, (60, 8, 8, 3), dtype=np.uint8),
+                   labels=np.zeros(60, np.int64), class_names=["dark"])
+    features = f"python:{tmp_path / 'pixel_stats.py'}:build"
+    same = evaluate_images(rng.integers(0, 100, (30, 8, 8, 3), dtype=np.uint8), reference=dark, image_size=8,
+                           labels=np.zeros(30, np.int64), extractor=features, cache_dir=tmp_path, kid_subsets=10)
+    bright = evaluate_images(rng.integers(150, 256, (30, 8, 8, 3), dtype=np.uint8), reference=dark, image_size=8,
+                             extractor=features, cache_dir=tmp_path, kid_subsets=10)
+    assert same["features"] == features and same["class_accuracy"] is None
+    assert same["reference"]["split"] == "first half" and same["reference"]["n"] == 30
+    assert same["fd"] < 5 * same["fd_floor"] < bright["fd"]
+    assert bright["precision"] == 0.0 and bright["recall"] == 0.0
+    few = rng.integers(0, 100, (12, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(UserError) as e:
+        evaluate_images(few, reference=Dataset("folder:few", images=few), image_size=8, extractor=features,
+                        cache_dir=tmp_path)
+    assert str(e.value) == "dataset 'folder:few' has 12 images; the metrics need at least 20 real images (two halves)"

@@ -81,6 +81,11 @@ def evaluate_images(fake: np.ndarray, *, reference: Dataset | str, image_size: i
     when the extractor has no head for the reference's classes), ``features``, ``n``, ``reference``
     (dataset, split, image size, N, and the floor's split and N) and ``seed`` (which draws the KID
     subsets, the floor's real images and the real images precision/recall compare with).
+
+    ``extractor`` is a name for :func:`.get_extractor` or an :class:`.Extractor`; None picks the shipped
+    one for the reference dataset (:func:`.default_extractor_for`). ``reference_n`` caps the reference
+    images (default 10,000), ``cache_dir`` replaces ``data_root()/cache``, and ``kid_subsets`` /
+    ``kid_subset_size`` go to :func:`.kernel_inception_distance`.
     """
     _check_fake(fake, image_size)
     if labels is not None:
@@ -116,5 +121,5 @@ def evaluate_images(fake: np.ndarray, *, reference: Dataset | str, image_size: i
         "n": int(len(fake)),
         "reference": {"dataset": real.dataset, "split": real.split, "image_size": image_size, "n": real.n,
                       "floor_split": real.floor_split, "floor_n": floor_n, "precision_recall_n": m},
-        "seed": seed,
+        "seed": int(seed),
     }

@@ -35,6 +35,7 @@ from .frechet import feature_statistics, frechet_distance
 DEFAULT_REFERENCE_N = 10_000
 REFERENCE_SEED = 0  #: the fixed shuffle that picks reference images and halves (not the evaluation seed)
 CACHE_VERSION = 1
+MIN_REAL = 10  #: fewest real images per side (precision/recall need more than k = 3 neighbours)
 
 
 @dataclass
@@ -125,13 +126,14 @@ def real_features(reference: Dataset | str, *, image_size: int, extractor: Extra
     split, so it is halved). Images are resized to ``image_size`` the way ``load_dataset`` does.
     """
     limit = DEFAULT_REFERENCE_N if reference_n is None else int(reference_n)
-    if limit < 2:
-        raise UserError(f"reference_n must be at least 2, got {reference_n!r}")
+    if limit < MIN_REAL:
+        raise UserError(f"reference_n must be at least {MIN_REAL}, got {reference_n!r}")
     name, main, other = _image_set(reference, image_size)
     rng = np.random.default_rng(REFERENCE_SEED)
     if other is None:
-        if len(main) < 4:
-            raise UserError(f"dataset {name!r} has {len(main)} images; the metrics need at least 4 real images")
+        if len(main) < 2 * MIN_REAL:
+            raise UserError(f"dataset {name!r} has {len(main)} images; the metrics need at least {2 * MIN_REAL} "
+                            "real images (two halves)")
         order = rng.permutation(len(main))
         first, second = np.sort(order[:len(main) // 2]), np.sort(order[len(main) // 2:])
         ref_images = main.images[first][_pick(len(first), limit, rng)]

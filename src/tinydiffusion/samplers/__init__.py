@@ -23,13 +23,9 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..rng import SeededNoise
 from ..schedule import NoiseSchedule
-from .ancestral import ddpm, ddpm_no_noise
+from . import ancestral, ddim, dpm_solver, karras, x0_step
 from .common import (INITIAL_NOISE, SPACINGS, Callback, SamplerStep, check_timesteps, make_denoiser, make_noise,
                      spaced_timesteps)
-from .ddim import ddim
-from .dpm_solver import dpmpp_2m
-from .karras import euler, heun, karras_timesteps
-from .x0_step import x0_step
 
 __all__ = ["SAMPLERS", "SamplerSpec", "SamplerStep", "sample", "sampler_timesteps", "initial_noise", "spaced_timesteps"]
 
@@ -51,13 +47,13 @@ class SamplerSpec:
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
-    "ddpm": SamplerSpec(ddpm, "ancestral DDPM (σ²=β̃ by default, --variance beta for σ²=β)", None),
-    "ddim": SamplerSpec(ddim, "DDIM; deterministic at eta=0, eta=1 adds DDPM-like noise", 50),
-    "dpm++": SamplerSpec(dpmpp_2m, "DPM-Solver++(2M), good samples in 10-20 network calls", 20),
-    "euler": SamplerSpec(euler, "Euler on Karras noise levels (probability-flow ODE)", 20, karras=True),
-    "heun": SamplerSpec(heun, "Heun on Karras noise levels (2n-1 network calls)", 10, karras=True, second_order=True),
-    "ddpm-no-noise": SamplerSpec(ddpm_no_noise, "seed 002's incorrect DDPM without added noise (a demo)", None),
-    "x0-step": SamplerSpec(x0_step, "seed 001: move 1/(n-i) towards the predicted image (x0 models)", 5,
+    "ddpm": SamplerSpec(ancestral.ddpm, "ancestral DDPM (σ²=β̃ by default, --variance beta for σ²=β)", None),
+    "ddim": SamplerSpec(ddim.ddim, "DDIM; deterministic at eta=0, eta=1 adds DDPM-like noise", 50),
+    "dpm++": SamplerSpec(dpm_solver.dpmpp_2m, "DPM-Solver++(2M), good samples in 10-20 network calls", 20),
+    "euler": SamplerSpec(karras.euler, "Euler on Karras noise levels (probability-flow ODE)", 20, karras=True),
+    "heun": SamplerSpec(karras.heun, "Heun on Karras noise levels (2n-1 network calls)", 10, karras=True, second_order=True),
+    "ddpm-no-noise": SamplerSpec(ancestral.ddpm_no_noise, "seed 002's incorrect DDPM without added noise (a demo)", None),
+    "x0-step": SamplerSpec(x0_step.x0_step, "seed 001: move 1/(n-i) towards the predicted image (x0 models)", 5,
                            start="uniform"),
 }
 
@@ -78,7 +74,7 @@ def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None =
     if n < 1:
         raise UserError(f"the number of sampling steps must be at least 1, got {n}")
     if spec.karras:
-        return karras_timesteps(schedule, n)
+        return karras.karras_timesteps(schedule, n)
     if sampler == "x0-step":  # the noise amount 1 − i/n of seed 001, on the timestep scale
         return [(1 - i / n) * (T - 1) for i in range(n)]
     return spaced_timesteps(T, n, spacing)
