@@ -1,0 +1,112 @@
+"""What the commands write: sample arrays and grids, animations, pictures of the process, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import tiny_args
+from tinydiffusion.cli.main import main
+
+
+def test_sample_npz(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.npz"
+    assert main(["sample", str(tiny_run), "-n", "12", "--out", str(out), "--steps", "3"]) == 0
+    d = np.load(out)
+    assert d["images"].shape == (12, 16, 16, 1) and d["images"].dtype == np.uint8
+    assert d["labels"].dtype == np.int64 and d["labels"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert d["class_names"][0] == "T-shirt/top"
+
+
+def test_sample_classes_are_cycled_and_seeds_do_not_depend_on_batch(tiny_run: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    common = ["-n", "6", "--class", "3", "7", "--steps", "3", "--seed", "5"]
+    assert main(["sample", str(tiny_run), "--out", str(a), "--batch-size", "6", *common]) == 0
+    assert main(["sample", str(tiny_run), "--out", str(b), "--batch-size", "4", *common]) == 0
+    da, db = np.load(a), np.load(b)
+    assert da["labels"].tolist() == [3, 7, 3, 7, 3, 7]
+    np.testing.assert_array_equal(da["images"], db["images"])
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++", "heun", "euler", "ddpm-no-noise"])
+def test_every_sampler_from_the_cli(tiny_run: Path, tmp_path: Path, sampler: str) -> None:
+    out = tmp_path / f"{sampler}.png"
+    assert main(["sample", str(tiny_run), "-n", "4", "--sampler", sampler, "--steps", "3", "--out", str(out)]) == 0
+    assert Image.open(out).size[0] > 16
+
+
+def test_sample_gif_and_x0_strip(tiny_run: Path, tmp_path: Path) -> None:
+    gif, strip = tmp_path / "r.gif", tmp_path / "s.png"
+    assert main(["sample", str(tiny_run), "-n", "4", "--steps", "5", "--out", str(tmp_path / "x.png"),
+                 "--gif", str(gif), "--x0-strip", str(strip)]) == 0
+    with Image.open(gif) as im:
+        assert im.n_frames >= 2
+    assert Image.open(strip).size[1] > 16
+
+
+def test_context_sampling(tmp_path: Path) -> None:
+    run = tmp_path / "ctx"
+    assert main(["train", "--recipe", "dlai-tiles", "--out", str(run), "--steps", "2", "--batch-size", "8",
+                 "--set", "model.n_feat=16", "--set", "data.n=32", "--set", "preview.n=4", "--set",
+                 "sample.steps=2", "--set", "log.progress=false", "--set", "log.tensorboard=off"]) == 0
+    out = tmp_path / "mix.npz"
+    assert main(["sample", str(run), "-n", "4", "--steps", "2", "--out", str(out), "--context", "1,0,0.6,0,0,0",
+                 "--context", "0,0,0.6,0.4,0,0", "--guidance", "2"]) == 0
+    d = np.load(out)
+    assert d["images"].shape == (4, 16, 16, 3)
+    np.testing.assert_allclose(d["contexts"][1], [0, 0, 0.6, 0.4, 0, 0])
+
+
+def test_points_run(tmp_path: Path) -> None:
+    run = tmp_path / "s"
+    assert main(["train", "--recipe", "s-curve", "--out", str(run), "--steps", "3", "--set", "preview.n=50",
+                 "--set", "log.progress=false", "--set", "log.tensorboard=off"]) == 0
+    out, gif = tmp_path / "p.npz", tmp_path / "p.gif"
+    assert main(["sample", str(run), "-n", "50", "--out", str(out), "--gif", str(gif), "--steps", "10"]) == 0
+    assert np.load(out)["points"].shape == (50, 2)
+    assert Image.open(gif).n_frames > 1
+
+
+@pytest.mark.parametrize("args", [
+    ["show", "forward", "--out", "{tmp}/f.png", "--gif", "{tmp}/f.gif"],
+    ["show", "forward", "--style", "side-by-side", "--out", "{tmp}/f.png"],
+    ["show", "forward", "--style", "percent", "--recipe", "pulfer-mnist", "--data", "mnist", "--out", "{tmp}/f.png"],
+    ["show", "forward", "--data", "s-curve", "--recipe", "s-curve", "--out", "{tmp}/f.png", "--gif", "{tmp}/f.gif"],
+    ["show", "schedule", "--schedule", "linear:1000", "cosine:1000", "--recipe", "dli-fashion16", "--out",
+     "{tmp}/f.png"],
+    ["show", "data", "dcss-tiles", "--out", "{tmp}/f.png"],
+])
+def test_show(args: list[str], tmp_path: Path) -> None:
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 0
+    assert Image.open(tmp_path / "f.png").size[0] > 32
+
+
+def test_show_samplers(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp.png"
+    assert main(["show", "samplers", str(tiny_run), "-n", "4", "--steps", "4", "--out", str(out)]) == 0
+    assert Image.open(out).size[0] > 32
+
+
+def test_report_end_to_end(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(tiny_args(run, 3)) == 0
+    assert main(["eval", str(run), "-n", "20", "--steps", "2"]) == 0
+    assert main(["report", str(run), "-n", "2"]) == 0
+    page = (run / "report.html").read_text()
+    assert page.count("<img") >= 6 and 'src="http' not in page
+    assert json.loads((run / "eval.json").read_text())["n"] == 20
+
+
+def test_eval_prints_one_json_object(tiny_run: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", str(tiny_run), "-n", "20", "--steps", "2", "--no-save", "--guidance", "2"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    scores = json.loads(out[0])
+    for key in ("fd", "fd_floor", "kid", "kid_se", "precision", "recall", "class_accuracy", "features", "n", "seed",
+                "sampler", "network_calls"):
+        assert key in scores, key
+    assert scores["features"].startswith("fashion-mnist") and scores["n"] == 20
