@@ -152,7 +152,7 @@ class Trainer:
                         break
                     lr = cfg.optim.lr * lr_multiplier(self.step, total, cfg.optim.lr_schedule, cfg.optim.warmup_steps,
                                                       p.steps_per_epoch)
-                    loss, grad_norm = self._train_step(batch, lr)
+                    loss, grad_norm = self.train_step(batch, lr)
                     health += torch.stack([loss, grad_norm])
                     self.step += 1
                     window_steps += 1
@@ -183,7 +183,7 @@ class Trainer:
         if self.d.is_main:
             ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
 
-    def _train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm."""
         cfg = self.cfg
         for group in self.optimizer.param_groups:
