@@ -80,11 +80,9 @@ def read_model_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     """Tensors and metadata of a ``model.safetensors``, with one clear error for anything else."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        tensors = safetensors.torch.load(raw)
-        with safetensors.safe_open(path, framework="pt") as f:
+        with safetensors.safe_open(path, framework="pt") as f:  # one read; the format holds no code
             meta = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
     except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
