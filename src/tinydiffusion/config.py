@@ -88,17 +88,29 @@ class OptimConfig:
     batch_size: int = 128  #: images per optimiser step, over all processes
     steps: int | None = None  #: optimiser steps (or give epochs)
     epochs: float | None = None  #: passes over the data (converted to steps)
+    #: Train for this many minutes of wall-clock time instead (it wins over steps and epochs): the run
+    #: measures its own speed over the first steps and plans the step count (and so the learning-rate
+    #: schedule) to end on time; the plan becomes ``steps`` in the saved config.toml.
+    time_budget_minutes: float | None = None
 
 
 @dataclass
 class EMAConfig:
-    """Exponential moving average of the weights; what ``model.safetensors`` holds when enabled."""
+    """Exponential moving average of the weights; what ``model.safetensors`` holds when enabled.
+
+    Its length is either a per-step ``decay`` (with an optional warm-up) or, when ``halflife_images``
+    is set, a half-life counted in training images with a ramp-up (Karras et al. 2022, 2024): the
+    half-life is at most ``rampup`` × the images seen so far, so the average never reaches back
+    further than a fixed share of the run, whatever its length.
+    """
 
     enabled: bool = True
-    decay: float = 0.999  #: the largest decay
+    decay: float = 0.999  #: the largest per-step decay
     #: decay_s = min(decay, (1 + s)/(10 + s)): an early EMA follows the weights closely instead of
     #: averaging in the noise of initialisation (short runs sample from a useful EMA).
     warmup: bool = True
+    halflife_images: float | None = None  #: half-life of the average in training images (replaces decay)
+    rampup: float | None = None  #: with halflife_images: cap the half-life at rampup × images seen
 
 
 @dataclass
@@ -316,9 +328,11 @@ def build_config(
         section, _, key = section_key.rpartition(".")
         merge(cfg, {section: {key: value}} if section else {key: value}, "flags")
         if section_key == "optim.steps":
-            cfg.optim.epochs = None
+            cfg.optim.epochs = cfg.optim.time_budget_minutes = None
         elif section_key == "optim.epochs":
-            cfg.optim.steps = None
+            cfg.optim.steps = cfg.optim.time_budget_minutes = None
+        elif section_key == "optim.time_budget_minutes":
+            cfg.optim.steps = cfg.optim.epochs = None
     for text in overrides or []:
         merge(cfg, parse_override(text), "--set")
     validate(cfg)
@@ -328,8 +342,11 @@ def build_config(
 def validate(cfg: TrainConfig) -> None:
     """Checks that need more than one field; each failure is one clear line."""
     o = cfg.optim
-    if o.steps is None and o.epochs is None:
-        raise UserError("say how long to train: optim.steps or optim.epochs (--steps N or --epochs N)")
+    if o.steps is None and o.epochs is None and o.time_budget_minutes is None:
+        raise UserError("say how long to train: optim.steps, optim.epochs or optim.time_budget_minutes "
+                        "(--steps N, --epochs N or --time-budget MINUTES)")
+    if o.time_budget_minutes is not None and not 0 < o.time_budget_minutes < float("inf"):
+        raise UserError(f"--time-budget must be a positive number of minutes, got {o.time_budget_minutes}")
     if o.steps is not None and o.steps < 1:
         raise UserError(f"--steps must be at least 1, got {o.steps}")
     if o.epochs is not None and o.epochs <= 0:
@@ -353,6 +370,10 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     if not 0 <= cfg.ema.decay < 1:
         raise UserError(f"ema.decay must be in [0, 1), got {cfg.ema.decay}")
+    if cfg.ema.halflife_images is not None and not 0 < cfg.ema.halflife_images < float("inf"):
+        raise UserError(f"ema.halflife_images must be a positive number of images, got {cfg.ema.halflife_images}")
+    if cfg.ema.rampup is not None and not 0 < cfg.ema.rampup < float("inf"):
+        raise UserError(f"ema.rampup must be a positive share of the images seen, got {cfg.ema.rampup}")
     if cfg.log.keep_last < 1:
         raise UserError(f"log.keep_last must be at least 1, got {cfg.log.keep_last}")
 

@@ -64,6 +64,15 @@ def any_flag(flag: bool, d: Dist, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def broadcast_int(value: int, d: Dist, device: torch.device) -> int:
+    """Rank 0's ``value`` on every process (e.g. a step count that rank 0 planned)."""
+    if not d.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
 def shutdown(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()

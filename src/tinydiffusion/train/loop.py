@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import signal
 import sys
 import time
@@ -25,7 +26,8 @@ from ..config import TrainConfig, dumps
 from ..data import make_batches
 from ..errors import UserError
 from ..rng import BatchRandom, SeededNoise
-from .distributed import Dist, all_mean, any_flag, init_distributed, shutdown
+from .budget import TimeBudget
+from .distributed import Dist, all_mean, any_flag, broadcast_int, init_distributed, shutdown
 from .ema import EMA
 from .logger import RunLogger
 from .lr import lr_multiplier
@@ -50,6 +52,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 
     ``resume`` continues from the newest readable checkpoint in the run directory.
     """
+    started = time.perf_counter()  # a --time-budget counts from here
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
     d = init_distributed(device_kind)
     try:
@@ -58,15 +61,17 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             torch.set_num_threads(cfg.runtime.threads)
         parts = setup_run(cfg, device, d.world_size)
         run_dir = Path(cfg.out)
-        trainer = Trainer(parts, run_dir, d)
+        trainer = Trainer(parts, run_dir, d, started=started)
         if resume:
             trainer.restore()
         elif d.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         if d.is_main:
             params = sum(p.numel() for p in parts.model.parameters())
+            length = (f"{cfg.optim.time_budget_minutes:g} minutes" if trainer.budgeted
+                      else f"{parts.total_steps:,} steps")
             print(f"tinydiffusion train: {cfg.recipe} -> {run_dir}: {cfg.model.name} ({params:,} params) on "
-                  f"{parts.dataset.name} ({len(parts.dataset):,} samples), {parts.total_steps:,} steps on "
+                  f"{parts.dataset.name} ({len(parts.dataset):,} samples), {length} on "
                   f"{device}" + (f" x {d.world_size} processes" if d.enabled else ""), file=sys.stderr)
         trainer.fit()
         return run_dir
@@ -77,7 +82,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 class Trainer:
     """Owns the live objects of a run and the loop over optimiser steps."""
 
-    def __init__(self, parts: RunParts, run_dir: Path, d: Dist):
+    def __init__(self, parts: RunParts, run_dir: Path, d: Dist, *, started: float | None = None):
         self.p = parts
         self.cfg: TrainConfig = parts.cfg
         self.run_dir = run_dir
@@ -90,7 +95,9 @@ class Trainer:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: what is saved, averaged and sampled
-        self.ema = EMA(model, self.cfg.ema.decay, self.cfg.ema.warmup) if self.cfg.ema.enabled else None
+        e = self.cfg.ema
+        self.ema = EMA(model, e.decay, e.warmup, halflife_images=e.halflife_images, rampup=e.rampup,
+                       batch_images=self.cfg.optim.batch_size) if e.enabled else None
         net: nn.Module = model
         if d.enabled:
             net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -98,6 +105,7 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.step = 0
         self.elapsed = 0.0
+        self.started = time.perf_counter() if started is None else started
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------ construction
@@ -125,6 +133,9 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"])
         if self.device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        if self.budgeted:  # a budgeted run resumes the plan written into its config.toml
+            raise UserError(f"--time-budget plans a new run; to continue {self.run_dir}, resume without it "
+                            "(the planned step count is in its config.toml) or ask for more with --steps N")
         if self.step >= self.p.total_steps:
             raise UserError(f"the run in {self.run_dir} already finished {self.step} steps; ask for more with "
                             f"--steps N (N > {self.step})")
@@ -133,10 +144,11 @@ class Trainer:
     def fit(self) -> None:
         cfg, p = self.cfg, self.p
         total = p.total_steps
-        log = RunLogger(self.run_dir, total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
+        log = RunLogger(self.run_dir, None if self.budgeted else total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
                         enabled=self.d.is_main)
         if self.d.is_main:
             ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
+        budget = TimeBudget(cfg.optim.time_budget_minutes, self.started) if self.budgeted else None
         preview_every = cfg.preview.every or max(1, total // 4)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
         batches = make_batches(p.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
@@ -157,6 +169,10 @@ class Trainer:
                     self.step += 1
                     window_steps += 1
                     log.advance()
+                    if budget is not None:
+                        total = self._follow_budget(budget, total, health, log)
+                        preview_every = cfg.preview.every or max(1, total // 4)
+                        ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
                     last = self.step == total
                     if self.step % cfg.log.every == 0 or last:
                         now = time.perf_counter()
@@ -182,6 +198,40 @@ class Trainer:
                 log.close()
         if self.d.is_main:
             ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
+
+    @property
+    def budgeted(self) -> bool:
+        """True for a run that plans its length from ``optim.time_budget_minutes``."""
+        return self.cfg.optim.time_budget_minutes is not None
+
+    def _follow_budget(self, budget: TimeBudget, total: int, health: torch.Tensor, log: RunLogger) -> int:
+        """Calibrate, plan and keep to the deadline of a ``--time-budget`` run; returns the step count."""
+        now = time.perf_counter()
+        if budget.plan is None:
+            budget.step_done(now)
+            if not budget.calibrated:
+                return total
+            # The first checkpoint and preview, timed, so the plan knows what the later ones cost.
+            self._check_health(health)
+            self._save()
+            saved = time.perf_counter()
+            if self.d.is_main:
+                self._preview()
+            previewed = time.perf_counter()
+            plan = budget.make_plan(self.step, previewed, preview_s=previewed - saved, checkpoint_s=saved - now,
+                                    preview_every=self.cfg.preview.every, checkpoint_every=self.cfg.log.checkpoint_every)
+            total = broadcast_int(plan.planned_steps, self.d, self.device)
+            self.cfg.optim.steps, self.cfg.optim.time_budget_minutes = total, None  # the saved config: N steps
+            self.p.total_steps = total
+            log.plan(total, plan.describe())
+            if self.d.is_main:
+                ckpt.atomic_write(self.run_dir / "time_budget.json", (json.dumps(plan.to_dict(), indent=2) + "\n").encode())
+                ckpt.atomic_write(self.run_dir / "config.toml", dumps(self.cfg).encode())
+        elif self.step < total and any_flag(budget.out_of_time(now), self.d, self.device):
+            log.write(f"tinydiffusion train: warning: this machine slowed down; stopping at step {self.step} of "
+                      f"{total} to end within the time budget (the learning rate had not finished decaying)")
+            total = self.p.total_steps = self.cfg.optim.steps = self.step
+        return total
 
     def train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm."""

@@ -23,6 +23,11 @@ from ..objectives import CorruptLoss, DiffusionLoss, Objective
 from ..schedule import NoiseSchedule
 
 
+#: The step count of a --time-budget run before it is planned: large enough that the learning-rate
+#: schedule (past its warm-up) stays at its peak and no preview or checkpoint falls due.
+UNPLANNED_STEPS = 10**9
+
+
 @dataclass
 class RunParts:
     """Everything the loop needs, built once."""
@@ -114,7 +119,9 @@ def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunPar
         raise UserError(f"the batch size {cfg.optim.batch_size} must split evenly over {world_size} process(es) "
                         f"× {cfg.optim.grad_accum} accumulation step(s)")
     steps_per_epoch = len(dataset) / cfg.optim.batch_size
-    if cfg.optim.steps is not None:
+    if cfg.optim.time_budget_minutes is not None:
+        total = UNPLANNED_STEPS  # until the first steps have been timed (train/budget.py)
+    elif cfg.optim.steps is not None:
         total = cfg.optim.steps
     else:
         total = max(1, math.ceil(cfg.optim.epochs * steps_per_epoch))

@@ -1,0 +1,344 @@
+"""The quality-per-CPU-minute study behind the ``quickstart`` recipe (``quality.py --suite budget``).
+
+Every variant is the quickstart recipe with a few settings changed, trained for the same number of
+CPU minutes and scored the same way:
+
+* **Budget.** The budget is what 800 steps of today's (0.1.0) quickstart cost; a variant whose step
+  costs ``r`` of those steps trains for ``800 / r`` steps. ``--calibrate`` measures ``r`` for every
+  distinct network and batch size, timing them in interleaved rounds and writing ``RUNS/speed.json``;
+  only ratios enter, so the calibration holds even on a shared machine, and measuring speed apart from
+  training lets the variants train while other work shares the machine without changing what they
+  learn. ``--budget-anchor`` (today's quickstart's seconds per step on an idle machine) turns steps into
+  CPU minutes, for the table and for ``--minutes`` budgets.
+* **Score.** N samples (N/10 per class) with the variant's sampler settings and N more with plain
+  conditional sampling (w = 1), scored with the shipped Fashion-MNIST extractor against the *whole*
+  Fashion-MNIST test set at 16 px: FD (and its floor: N real training images against the same test
+  set), KID, precision/recall (k = 3, N real test images), class accuracy guided and unguided, and the
+  extractor's own accuracy on the real 16-px test images (the ceiling of class accuracy).
+
+Results are kept per run (``RUNS/NAME/budget-score-*.json``), so the study can be run piece by piece
+(``--variants a b c``) and the table and the plot rebuilt from what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinydiffusion.checkpoint import load_model
+from tinydiffusion.config import build_config
+from tinydiffusion.data import load_dataset, make_batches
+from tinydiffusion.generate import SampleSettings, generate, sample_shape
+from tinydiffusion.metrics.features import get_extractor, images_to_tensor
+from tinydiffusion.metrics.frechet import feature_statistics, frechet_distance
+from tinydiffusion.metrics.kid import kernel_inception_distance
+from tinydiffusion.metrics.prdc import precision_recall
+from tinydiffusion.train.distributed import Dist
+from tinydiffusion.train.loop import Trainer
+from tinydiffusion.train.setup import setup_run
+from tinydiffusion.viz.grid import to_uint8
+
+#: Steps of today's (0.1.0) quickstart: the budget is what they cost.
+ANCHOR_STEPS = 800
+#: Settings every study run shares: one cheap preview at the end, no TensorBoard, no bar.
+QUIET = ["preview.n=10", "preview.raw=false", "log.tensorboard=off", "log.progress=false", "log.every=100"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The quickstart with ``train`` overrides (``--set`` syntax), sampled with ``sample`` settings."""
+
+    description: str
+    train: tuple[str, ...] = ()
+    sample: dict = field(default_factory=dict)
+    recipe: str = "quickstart"
+
+
+QS = dict(sampler="dpm++", steps=20, guidance=2.0, clip_x0=True)  # today's quickstart sampling
+
+VARIANTS: dict[str, Variant] = {
+    "today": Variant("today's quickstart (0.1.0)", ("optim.steps=800",)),
+    # weight averaging
+    "ema-rel10": Variant("EMA half-life 10 % of images seen (ramp-up), not a per-step 0.995",
+                         ("ema.halflife_images=1e9", "ema.rampup=0.1")),
+    "ema-rel05": Variant("EMA half-life 5 % of images seen", ("ema.halflife_images=1e9", "ema.rampup=0.05")),
+    "ema-rel20": Variant("EMA half-life 20 % of images seen", ("ema.halflife_images=1e9", "ema.rampup=0.2")),
+    # batch size and learning rate
+    "b64": Variant("batch 64 (more, smaller steps)", ("optim.batch_size=64",)),
+    "b64-lr3": Variant("batch 64, lr 3e-3", ("optim.batch_size=64", "optim.lr=3e-3")),
+    "b256-lr3": Variant("batch 256, lr 3e-3", ("optim.batch_size=256", "optim.lr=3e-3")),
+    "lr4": Variant("lr 4e-3", ("optim.lr=4e-3",)),
+    "lr1": Variant("lr 1e-3", ("optim.lr=1e-3",)),
+    # loss weighting and target
+    "minsnr5": Variant("Min-SNR-5 weighting (v target)", ("objective.min_snr_gamma=5.0",)),
+    "eps": Variant("ε-prediction", ("objective.prediction=epsilon",)),
+    "x0": Variant("x₀-prediction", ("objective.prediction=x0",)),
+    # width, depth, attention
+    "w32-64-64": Variant("widths 32-64-64", ("model.block_out_channels=[32,64,64]",)),
+    "w24-48-96": Variant("widths 24-48-96", ("model.block_out_channels=[24,48,96]", "model.attention_head_dim=24")),
+    "w32-32-64": Variant("widths 32-32-64", ("model.block_out_channels=[32,32,64]",)),
+    "depth2": Variant("two ResNet blocks per level", ("model.layers_per_block=2",)),
+    "no-mid-attn": Variant("no attention in the middle block", ("model.mid_attention=false",)),
+    "attn-8px": Variant("attention at 8 px as well as 4 px", ("model.attention_levels=[1,2]",)),
+    # data
+    "full60k": Variant("the full 60,000 Fashion-MNIST training images at 16 px (needs the idx files)",
+                       ("data.spec=fashion-mnist",)),
+}
+
+#: (variant, label, settings) sampler studies on a trained variant: no retraining, only sampling.
+SAMPLING: dict[str, dict] = {
+    "w1.5": dict(QS, guidance=1.5), "w2.5": dict(QS, guidance=2.5), "w3": dict(QS, guidance=3.0),
+    "dpm10": dict(QS, steps=10), "dpm50": dict(QS, steps=50), "ddim50": dict(QS, sampler="ddim", steps=50),
+    "noclip": dict(QS, clip_x0=False),
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------- speed
+def network_key(variant: Variant) -> tuple[str, ...]:
+    """The settings that decide the cost of a step (network and batch), as a key into speed.json."""
+    costly = ("model.", "optim.batch_size", "data.spec")
+    return tuple(sorted(o for o in variant.train if o.startswith(costly)))
+
+
+def calibrate(names: list[str], runs: Path, steps: int, rounds: int) -> dict:
+    """Seconds per training step of every distinct network and batch, timed in interleaved rounds."""
+    keys = {network_key(VARIANTS[n]): n for n in names}
+    parts = {}
+    for key, name in keys.items():
+        cfg = build_config(VARIANTS[name].recipe, overrides=["runtime.device=cpu", *VARIANTS[name].train, *QUIET])
+        parts[key] = setup_run(cfg, torch.device("cpu"), 1)
+    times: dict[tuple, list[float]] = {key: [] for key in parts}
+    trainers = {key: Trainer(p, runs / "calibration", Dist()) for key, p in parts.items()}
+    streams = {key: make_batches(p.dataset, p.cfg.optim.batch_size, device="cpu", seed=0, condition=p.condition,
+                                 hflip=p.cfg.data.hflip) for key, p in parts.items()}
+    for key, trainer in trainers.items():  # warm-up: kernels, allocator
+        trainer.net.train()
+        for _ in range(3):
+            trainer.train_step(next(streams[key]), 1e-4)
+    for r in range(rounds):
+        for key, trainer in trainers.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step(next(streams[key]), 1e-4)
+            times[key].append((time.perf_counter() - start) / steps)
+        log(f"calibration round {r + 1}/{rounds}: " + ", ".join(f"{keys[k]} {1e3 * v[-1]:.0f} ms" for k, v in times.items()))
+    return {json.dumps(list(key)): {"variant": keys[key], "seconds_per_step": statistics.median(v), "rounds": v}
+            for key, v in times.items()}
+
+
+def seconds_per_step(speed: dict, variant: Variant) -> float:
+    key = json.dumps(list(network_key(variant)))
+    if key not in speed:
+        raise SystemExit(f"speed.json has no step time for {list(network_key(variant))}; run --calibrate with this variant")
+    return float(speed[key]["seconds_per_step"])
+
+
+# ---------------------------------------------------------------------------------------- training
+def budget_steps(speed: dict, variant: Variant, minutes: float | None, anchor_s: float) -> tuple[int, float]:
+    """(steps, CPU minutes) of a variant's budget: ``minutes``, or None for 800 steps of today's quickstart.
+
+    Only ratios of measured step times enter (a step of this variant costs ``ratio`` steps of today's
+    quickstart), so calibrating on a shared machine in interleaved rounds still gives the right budget;
+    ``anchor_s`` (today's quickstart's seconds per step on an idle machine) converts steps to minutes.
+    """
+    ratio = seconds_per_step(speed, variant) / seconds_per_step(speed, VARIANTS["today"])
+    explicit = [o for o in variant.train if o.startswith("optim.steps=")]
+    if explicit:
+        steps = int(explicit[0].split("=", 1)[1])
+    elif minutes is None:
+        steps = max(1, math.floor(ANCHOR_STEPS / ratio))
+    else:
+        steps = max(1, math.floor(60 * minutes / (ratio * anchor_s)))
+    return steps, steps * ratio * anchor_s / 60
+
+
+def run_name(name: str, minutes: float | None) -> str:
+    return name if minutes is None else f"{name}@{minutes:g}min"
+
+
+def train(name: str, runs: Path, speed: dict, minutes: float | None, anchor_s: float) -> Path:
+    """Train variant ``name`` for its budget into RUNS/NAME (reused when model.safetensors is there)."""
+    variant = VARIANTS[name]
+    out = runs / run_name(name, minutes)
+    if (out / "model.safetensors").exists():
+        return out
+    steps, cpu_minutes = budget_steps(speed, variant, minutes, anchor_s)
+    overrides = [o for o in variant.train if not o.startswith("optim.steps=")] + QUIET
+    cmd = ["tinydiffusion", "train", "--recipe", variant.recipe, "--out", str(out), "--steps", str(steps),
+           "--device", "cpu"]
+    for o in overrides:
+        cmd += ["--set", o]
+    log(f"$ {shlex.join(cmd)}    # {cpu_minutes:.2f} CPU minutes")
+    subprocess.run(cmd, check=True)
+    (out / "budget.json").write_text(json.dumps({"steps": steps, "cpu_minutes": cpu_minutes}) + "\n")
+    return out
+
+
+# ---------------------------------------------------------------------------------------- scoring
+@dataclass
+class Reference:
+    """Extractor features of the Fashion-MNIST test set at 16 px, the floor set, and the ceiling."""
+
+    extractor: object
+    features: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    train16: np.ndarray
+    ceiling: float
+
+    @classmethod
+    def build(cls) -> "Reference":
+        extractor = get_extractor("fashion-mnist")
+        test = load_dataset("fashion-mnist", split="test", image_size=16)
+        x = images_to_tensor(test.images)
+        features = extractor.features(x).numpy()
+        ceiling = float((extractor.logits(x).argmax(1).numpy() == test.labels).mean())
+        train16 = load_dataset("fashion-mnist", split="train", image_size=16).images
+        mu, sigma = feature_statistics(features)
+        return cls(extractor, features, mu, sigma, train16, ceiling)
+
+    def fd(self, features: np.ndarray) -> float:
+        mu, sigma = feature_statistics(features)
+        return frechet_distance(mu, sigma, self.mu, self.sigma)
+
+    def floor(self, n: int) -> float:
+        rows = np.sort(np.random.default_rng([0, 1]).choice(len(self.train16), n, replace=False))
+        return self.fd(self.extractor.features(images_to_tensor(self.train16[rows])).numpy())
+
+
+def draw(run: Path, n: int, settings: dict, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """n samples, n/10 per class (class-major), as uint8, their labels, and the seconds it took."""
+    loaded = load_model(run)
+    labels = torch.arange(10).repeat_interleave(-(-n // 10))[:n]
+    start = time.perf_counter()
+    x = generate(loaded.model, loaded.schedule, sample_shape(loaded.meta["data"]), n,
+                 settings=SampleSettings(**settings), prediction=loaded.prediction, seed=seed, cond=labels,
+                 batch_size=500)
+    return to_uint8(x), labels.numpy(), time.perf_counter() - start
+
+
+def score(run: Path, label: str, settings: dict, ref: Reference, n: int) -> dict:
+    """The study's numbers for one trained run and one set of sampler settings (cached in the run)."""
+    path = run / f"budget-score-{label}-n{n}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    images, labels, seconds = draw(run, n, settings, seed=10_000)
+    x = images_to_tensor(images)
+    features = ref.extractor.features(x).numpy()
+    guided_acc = float((ref.extractor.logits(x).argmax(1).numpy() == labels).mean())
+    plain = dict(settings, guidance=1.0)
+    plain_images, _, _ = draw(run, n, plain, seed=20_000) if settings.get("guidance") not in (None, 1.0) else (images, None, 0)
+    plain_acc = float((ref.extractor.logits(images_to_tensor(plain_images)).argmax(1).numpy() == labels).mean())
+    kid, kid_se = kernel_inception_distance(ref.features, features, num_subsets=100, subset_size=1000, seed=0)
+    rows = np.sort(np.random.default_rng([0, 2]).choice(len(ref.features), n, replace=False))
+    precision, recall = precision_recall(ref.features[rows], features, k=3)
+    result = {"label": label, "settings": settings, "n": n, "fd": ref.fd(features), "kid": kid, "kid_se": kid_se,
+              "precision": precision, "recall": recall, "accuracy_guided": guided_acc,
+              "accuracy_unguided": plain_acc, "sampling_seconds": seconds}
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# ---------------------------------------------------------------------------------------- report
+HEADER = ("| variant | what changed | steps | CPU min | sampler | FD ↓ | FD floor | KID ↓ | precision | recall | "
+          "class acc. (guided) | class acc. (w = 1) |\n|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|")
+
+
+def row(name: str, run: Path, result: dict, floor: float) -> str:
+    budget = json.loads((run / "budget.json").read_text())
+    s = result["settings"]
+    sampler = f"{s['sampler']} {s['steps']}, w = {s.get('guidance') or 1:g}" + ("" if s.get("clip_x0") else ", no clip")
+    what = VARIANTS[name.split("@")[0]].description + ("" if result["label"] == "default" else f"; sampled {result['label']}")
+    return (f"| {name}{'' if result['label'] == 'default' else ' / ' + result['label']} | {what} | {budget['steps']:,} | "
+            f"{budget['cpu_minutes']:.2f} | {sampler} | {result['fd']:.3f} | {floor:.3f} | "
+            f"{result['kid']:.4f} ± {result['kid_se']:.4f} | {result['precision']:.3f} | {result['recall']:.3f} | "
+            f"{100 * result['accuracy_guided']:.1f} % | {100 * result['accuracy_unguided']:.1f} % |")
+
+
+def plot(points: dict[str, list[tuple[float, float]]], path: Path) -> None:
+    """FD against CPU minutes, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for name, pts in points.items():
+        pts = sorted(pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xlabel("CPU minutes of training (2 cores)")
+    ax.set_ylabel("FD to Fashion-MNIST test @16 px (lower is better)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def sample_settings(run: Path) -> dict:
+    """The run's own [sample] settings (what ``tinydiffusion sample`` would use)."""
+    meta = load_model(run).meta["sample"]
+    return {k: meta[k] for k in ("sampler", "steps", "guidance", "clip_x0")}
+
+
+def main(args) -> str:
+    runs: Path = args.runs
+    runs.mkdir(parents=True, exist_ok=True)
+    names = args.variants or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    speed_path = runs / "speed.json"
+    if args.calibrate:
+        speed = json.loads(speed_path.read_text()) if speed_path.exists() else {}
+        speed.update(calibrate(names, runs, args.calibration_steps, args.calibration_rounds))
+        speed_path.write_text(json.dumps(speed, indent=2) + "\n")
+        log(f"wrote {speed_path}")
+        return ""
+    if not speed_path.exists():
+        raise SystemExit(f"{speed_path} is missing: run with --calibrate first, on an otherwise idle machine")
+    speed = json.loads(speed_path.read_text())
+    ref = Reference.build()
+    floor = ref.floor(args.n)
+    log(f"extractor accuracy on real 16-px test images (the ceiling): {100 * ref.ceiling:.2f} %; "
+        f"FD floor at N={args.n}: {floor:.3f}")
+    lines = []
+    points: dict[str, list[tuple[float, float]]] = {}
+    for name in names:
+        for minutes in [None, *args.minutes]:
+            if minutes is not None and name not in args.curve:
+                continue
+            run = train(name, runs, speed, minutes, args.budget_anchor)
+            labels = [("default", sample_settings(run))]
+            if minutes is None and name in args.sampling_variants:
+                labels += list(SAMPLING.items())
+            for label, settings in labels:
+                result = score(run, label, settings, ref, args.n)
+                lines.append(row(run.name, run, result, floor))
+                log(lines[-1])
+                if label == "default" and name in args.curve:
+                    cpu = json.loads((run / "budget.json").read_text())["cpu_minutes"]
+                    points.setdefault(name, []).append((cpu, result["fd"]))
+    if points and args.plot:
+        plot(points, args.plot)
+    device = f"{torch.get_num_threads()} CPU threads"
+    head = (f"Measured {time.strftime('%Y-%m-%d')} ({device}, torch {torch.__version__}); "
+            f"`python benchmarks/quality.py --suite budget -n {args.n}`. Reference: the 10,000 Fashion-MNIST test "
+            f"images at 16 px; FD floor = {args.n:,} real training images against them; the extractor names "
+            f"{100 * ref.ceiling:.1f} % of the real 16-px test images correctly (the ceiling of class accuracy).")
+    return "\n".join([head, "", HEADER, *lines])
