@@ -65,7 +65,9 @@ def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["train", "--steps", "1", "--set", "optim.lr=fast"], ["optim.lr: expected a number"]),
     (["train", "--steps", "1", "--data", "imagenet"], ["unknown dataset"]),
     (["train", "--steps", "1", "--data", "folder:/no/such/folder"], ["/no/such/folder"]),
-    (["train", "--steps", "1", "--batch-size", "6", "--set", "optim.grad_accum=4"], ["must divide the batch size"]),
+    (["train", "--steps", "1", "--batch-size", "6", "--set", "optim.grad_accum=4"],
+     ["batch size 6 does not split evenly over 1 process(es) × 4 accumulation steps (optim.grad_accum); "
+      "use a multiple of 4"]),
     (["train", "--steps", "1", "--device", "cuda"] if not torch.cuda.is_available() else ["train", "--device", "tpu"],
      ["cuda" if not torch.cuda.is_available() else "tpu"]),
     (["train", "--config", "/no/such.toml"], ["config file /no/such.toml does not exist"]),
