@@ -128,7 +128,7 @@ def load_dataset(spec: str, *, image_size: int | None = None, split: str = "trai
                  center_crop: bool = False, resize_filter: str = "bilinear",
                  background: tuple[int, int, int] = (255, 255, 255), n: int | None = None,
                  seed: int = 0) -> Dataset:
-    """Load the dataset named by ``spec`` (see ``DATASETS``; DESIGN.md §2 lists the specs).
+    """Load the dataset named by ``spec`` (see ``DATASETS``; the README's 'Data' section lists the specs).
 
     Image sets: ``image_size`` resizes (Pillow, ``resize_filter``: "bilinear" (antialiased, as
     torchvision's Resize on PIL images in seed 000), "nearest" for pixel art, "lanczos"); non-square

@@ -10,7 +10,7 @@ batches one process sees. A horizontal flip (``hflip``) is decided per position 
 
 Two paths yield identical batches:
 
-* device-resident (small data, the usual case; DESIGN.md §5): the uint8 array lives on the device;
+* device-resident (small data, the usual case; see the README's 'Data'): the uint8 array lives on the device;
   each step slices the cached permutation, gathers, flips and converts there: no host round trip,
   no DataLoader;
 * streaming (data larger than ``resident`` bytes): a ``DataLoader`` whose workers gather uint8
