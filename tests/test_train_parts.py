@@ -136,10 +136,16 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path: Path, dropout: flo
         torch.testing.assert_close(grads4[name], g, rtol=1e-4, atol=1e-6 * norm, msg=name)
 
 
-def test_dropout_drops_units_in_training(tmp_path: Path):
+def test_dropout_drops_units_in_training_and_only_inside_a_step(tmp_path: Path):
     with_dropout = one_step(tmp_path / "a", "model.dropout=0.3")[0]
     without = one_step(tmp_path / "b", "model.dropout=0.0")[0]
     assert abs(with_dropout - without) > 1e-4
+    # outside train_step the network's dropout is plain nn.Dropout again (a FLOP counter or a user's own loop
+    # may run it on another batch)
+    trainer = trainer_for(tmp_path / "c", "model.dropout=0.3")
+    trainer.train_step(next(make_batches(trainer.parts.dataset, 8, device="cpu", condition="class")), 1e-3)
+    layers = [m for m in trainer.model.modules() if isinstance(m, SeededDropout)]
+    assert layers and all(m.source is None for m in layers)
 
 
 # ------------------------------------------------------------------------------------------ dropout masks

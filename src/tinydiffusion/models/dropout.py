@@ -17,7 +17,8 @@ CPU and a CUDA run draw different masks. Outside a trainer (no source attached) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -66,3 +67,13 @@ def attach_dropout_source(model: nn.Module, source: DropoutSource | None) -> int
     for index, layer in enumerate(layers):
         layer.source, layer.layer = source, index
     return len(layers)
+
+
+@contextlib.contextmanager
+def dropout_from(model: nn.Module, source: DropoutSource) -> Iterator[None]:
+    """Draw ``model``'s dropout masks from ``source`` inside the block (one training step), plainly outside it."""
+    attach_dropout_source(model, source)
+    try:
+        yield
+    finally:
+        attach_dropout_source(model, None)

@@ -26,7 +26,7 @@ from .. import checkpoint as ckpt
 from ..config import TrainConfig, dumps
 from ..data import make_batches
 from ..errors import UserError
-from ..models.dropout import DropoutSource, attach_dropout_source
+from ..models.dropout import DropoutSource, dropout_from
 from ..rng import BatchRandom, SeededNoise
 from .distributed import Dist, agree_on_signal, all_mean, init_distributed, shutdown, sync_batchnorm
 from .ema import EMA
@@ -102,7 +102,6 @@ class Trainer:
         self.model = model  # the plain module: what is saved, averaged and sampled
         self.ema = EMA(model, self.cfg.ema.decay, self.cfg.ema.warmup) if self.cfg.ema.enabled else None
         self.dropout_source = DropoutSource(rt.seed, self.cfg.optim.batch_size)
-        attach_dropout_source(model, self.dropout_source)  # after the EMA copy: only the trained network drops units
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = DistributedDataParallel(model, device_ids=ids) if dist.enabled else None
         net: nn.Module = self.ddp if self.ddp is not None else model
@@ -214,15 +213,16 @@ class Trainer:
         conds = cond.chunk(accum) if cond is not None else [None] * accum
         micro = len(index) // accum
         total_loss = torch.zeros((), device=self.device)
-        for i, (xi, ci, idx) in enumerate(zip(x.chunk(accum), conds, index.chunk(accum))):
-            rng = BatchRandom(SeededNoise(idx), cfg.runtime.seed, self.step)
-            self.dropout_source.select(self.step, self.dist.rank * len(index) + i * micro, micro)
-            local = self.ddp is not None and i < accum - 1
-            with self.ddp.no_sync() if local else contextlib.nullcontext():
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = self.parts.objective(self.net, xi, ci, rng).mean() / accum
-                loss.backward()
-            total_loss += loss.detach()
+        with dropout_from(self.model, self.dropout_source):
+            for i, (xi, ci, idx) in enumerate(zip(x.chunk(accum), conds, index.chunk(accum))):
+                rng = BatchRandom(SeededNoise(idx), cfg.runtime.seed, self.step)
+                self.dropout_source.select(self.step, self.dist.rank * len(index) + i * micro, micro)
+                local = self.ddp is not None and i < accum - 1
+                with self.ddp.no_sync() if local else contextlib.nullcontext():
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                        loss = self.parts.objective(self.net, xi, ci, rng).mean() / accum
+                    loss.backward()
+                total_loss += loss.detach()
         # With max_norm = inf the call only measures the norm (the seeds without clipping).
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
