@@ -224,6 +224,10 @@ def test_bad_output_path(tiny_run: Path, tmp_path: Path, out: str, needle: str, 
     (["--steps", "0"], "--steps must be at least 1"),
     (["--sampler", "x0-step"], "needs a model that predicts x0"),
     (["--class", "1", "--context", "1,0"], "not both"),
+    (["--sampler", "ddpm", "--eta", "0.5"],
+     "eta 0.5 does not apply to the ddpm sampler (only to ddim); leave eta out or choose another sampler"),
+    (["--sampler", "heun", "--spacing", "leading"], "spacing 'leading' does not apply to the heun sampler"),
+    (["--variance", "beta"], "variance 'beta' does not apply to the dpm++ sampler"),  # the run's own sampler
 ])
 def test_sampling_mistakes(tiny_run: Path, tmp_path: Path, extra: list[str], needle: str,
                            capsys: pytest.CaptureFixture) -> None:

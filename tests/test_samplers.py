@@ -150,6 +150,16 @@ def test_options_at_their_defaults_are_accepted_by_every_sampler():
                generator=SeededNoise.range(0, 4))
 
 
+def test_a_runs_settings_for_another_sampler_drop_out():
+    """A run saved with DDIM's eta = 0.5 sampled with --sampler ddpm: the eta is the run's, not the user's."""
+    from tinydiffusion.generate import SampleSettings, generate
+    settings = SampleSettings(sampler="ddpm", steps=4, eta=0.5, variance="beta", spacing="leading")
+    assert settings.sampler_options() == {"spacing": "leading", "variance": "beta"}
+    assert SampleSettings(sampler="heun", eta=0.5, spacing="leading").sampler_options() == {}
+    x = generate(MODEL, SCHEDULE, (1, 4, 4), 3, settings=settings)
+    assert x.shape == (3, 1, 4, 4) and bool(x.isfinite().all())
+
+
 def test_default_timesteps_of_each_sampler():
     assert sampler_timesteps(SCHEDULE, "ddpm") == list(range(999, -1, -1))
     assert sampler_timesteps(SCHEDULE, "ddim") == list(range(999, 0, -20))  # 50 steps, trailing: T(50 − k)/50 − 1
