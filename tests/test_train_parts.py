@@ -150,18 +150,20 @@ def test_dropout_drops_units_in_training_and_only_inside_a_step(tmp_path: Path):
 
 # ------------------------------------------------------------------------------------------ dropout masks
 
-def test_seeded_dropout_rows_do_not_depend_on_the_split():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device")])])
+def test_seeded_dropout_rows_do_not_depend_on_the_split(device: str):
     layer = SeededDropout(0.25).train()
     source = DropoutSource(seed=3, batch_size=12)
     assert attach_dropout_source(nn.Sequential(layer), source) == 1
-    x = torch.ones(12, 5, 7)
+    x = torch.ones(12, 5, 7, device=device)
     source.select(step=4, start=0, count=12)
     whole = layer(x)
     for start, count in ((0, 3), (3, 3), (6, 6), (9, 3)):  # any micro-batch of any process
         source.select(step=4, start=start, count=count)
         assert torch.equal(layer(x[start:start + count]), whole[start:start + count])
     kept = whole != 0
-    assert torch.equal(whole[kept], torch.full((int(kept.sum()),), 1 / 0.75))  # inverted dropout: E[out] = x
+    assert torch.equal(whole[kept], torch.full((int(kept.sum()),), 1 / 0.75, device=device))  # E[out] = x
     assert abs(float(kept.float().mean()) - 0.75) < 0.06  # 420 units
     source.select(step=5, start=0, count=12)
     assert not torch.equal(layer(x), whole)  # a new step draws new masks

@@ -89,7 +89,7 @@ def sync_batchnorm(model: nn.Module, device: torch.device, d: Dist) -> nn.Module
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if d.is_main:
         warnings.warn(f"BatchNorm statistics are per process on the CPU (PyTorch's SyncBatchNorm needs CUDA): "
-                      f"each of the {d.world_size} processes normalises by its own {d.world_size}th of the batch, "
+                      f"each of the {d.world_size} processes normalises by its own 1/{d.world_size} of the batch, "
                       "so the run differs from one process with the whole batch", stacklevel=2)
     return model
 
