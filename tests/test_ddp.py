@@ -33,15 +33,28 @@ def files(run: Path) -> set[str]:
     return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and "tb" not in p.parts}
 
 
+def torchrun(args: list[str], timeout: float = 300) -> tuple[int, str]:
+    """``torchrun --nproc_per_node 2 -m tinydiffusion ARGS`` in its own session: on a timeout the launcher and
+    both workers are killed together (killing the launcher alone would leave its workers running)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "tinydiffusion", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in {timeout} s:\n{err[-3000:]}")
+    return proc.returncode, err
+
+
 @pytest.mark.slow
 def test_two_processes_with_accumulation_and_dropout_match_one(tmp_path: Path) -> None:
-    args = tiny_args(tmp_path / "ddp", STEPS, *EXACT, "optim.grad_accum=2")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "tinydiffusion", *args], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("tinydiffusion train: quickstart ->") == 1, "only rank 0 talks"
-    assert "x 2 processes" in proc.stderr
+    code, err = torchrun(tiny_args(tmp_path / "ddp", STEPS, *EXACT, "optim.grad_accum=2"))
+    assert code == 0, err[-3000:]
+    assert err.count("tinydiffusion train: quickstart ->") == 1, "only rank 0 talks"
+    assert "x 2 processes" in err
 
     assert main(tiny_args(tmp_path / "one", STEPS, *EXACT)) == 0  # one process, one batch of 8 per step
     one, two = losses(tmp_path / "one"), losses(tmp_path / "ddp")
@@ -71,7 +84,7 @@ def _launch(args: list[str], world: int = 2) -> list[subprocess.Popen]:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RANK": str(rank),
                "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
         procs.append(subprocess.Popen([sys.executable, "-m", "tinydiffusion", *args], env=env, text=True,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
     return procs
 
 
