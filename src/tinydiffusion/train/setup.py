@@ -109,7 +109,7 @@ def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunPar
     schedule = build_schedule(cfg)
     condition = resolve_condition(d.condition, cfg.model.name, dataset)
     cfg.model.params = model_params(cfg, dataset, schedule, condition)
-    torch.manual_seed(cfg.runtime.seed)  # the initial weights (and dropout) follow the run's seed
+    torch.manual_seed(cfg.runtime.seed)  # the initial weights follow the run's seed
     model = build_model(cfg.model.name, cfg.model.params)
     steps_per_epoch = len(dataset) / cfg.optim.batch_size
     if cfg.optim.steps is not None:
