@@ -178,7 +178,7 @@ def train(name: str, runs: Path, speed: dict, minutes: float | None, anchor_s: f
         return out
     steps, cpu_minutes = budget_steps(speed, variant, minutes, anchor_s)
     overrides = [o for o in variant.train if not o.startswith("optim.steps=")] + QUIET
-    cmd = ["tinydiffusion", "train", "--recipe", variant.recipe, "--out", str(out), "--steps", str(steps),
+    cmd = [sys.executable, "-m", "tinydiffusion", "train", "--recipe", variant.recipe, "--out", str(out), "--steps", str(steps),
            "--device", "cpu"]
     for o in overrides:
         cmd += ["--set", o]
@@ -313,6 +313,11 @@ def main(args) -> str:
     if not speed_path.exists():
         raise SystemExit(f"{speed_path} is missing: run with --calibrate first, on an otherwise idle machine")
     speed = json.loads(speed_path.read_text())
+    if args.train_only:
+        for name in names:
+            for minutes in [None, *(args.minutes if name in args.curve else [])]:
+                train(name, runs, speed, minutes, args.budget_anchor)
+        return ""
     ref = Reference.build()
     floor = ref.floor(args.n)
     log(f"extractor accuracy on real 16-px test images (the ceiling): {100 * ref.ceiling:.2f} %; "

@@ -147,6 +147,7 @@ def main() -> None:
     study.add_argument("--calibration-steps", type=int, default=10)
     study.add_argument("--calibration-rounds", type=int, default=3)
     study.add_argument("--variants", nargs="+", help="variants to train and score (default: all)")
+    study.add_argument("--train-only", action="store_true", help="train the variants' runs, score nothing")
     study.add_argument("--minutes", type=float, nargs="*", default=[], help="extra budgets for the FD-vs-minutes curve")
     study.add_argument("--curve", nargs="*", default=[], help="variants trained at every --minutes budget")
     study.add_argument("--sampling-variants", nargs="*", default=[], help="variants also scored with other samplers")
