@@ -174,9 +174,11 @@ def train(name: str, runs: Path, speed: dict, minutes: float | None, anchor_s: f
     """Train variant ``name`` for its budget into RUNS/NAME (reused when model.safetensors is there)."""
     variant = VARIANTS[name]
     out = runs / run_name(name, minutes)
-    if (out / "model.safetensors").exists():
-        return out
     steps, cpu_minutes = budget_steps(speed, variant, minutes, anchor_s)
+    if (out / "model.safetensors").exists():
+        if not (out / "budget.json").exists():
+            (out / "budget.json").write_text(json.dumps({"steps": steps, "cpu_minutes": cpu_minutes}) + "\n")
+        return out
     overrides = [o for o in variant.train if not o.startswith("optim.steps=")] + QUIET
     cmd = [sys.executable, "-m", "tinydiffusion", "train", "--recipe", variant.recipe, "--out", str(out), "--steps", str(steps),
            "--device", "cpu"]
