@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..files import atomic_write
 from ..generate import SampleSettings, check_sample_memory, generate, sample_shape
 from ..limits import check_seed
-from ..samplers import SAMPLERS, SamplerStep, sampler_timesteps
+from ..samplers import SAMPLERS, SamplerStep, sampler_options, sampler_timesteps
 from ..samplers.ancestral import VARIANCES
 from ..samplers.common import SPACINGS
 from ..viz.gif import subsample_indices
@@ -72,6 +72,8 @@ def settings_from(args: argparse.Namespace, loaded: LoadedModel) -> SampleSettin
         return f"--{field.replace('_', '-')}" if field in given else f"the run's sample.{field} (in {loaded.path})"
 
     s.check(label, objective=loaded.meta.get("objective"), prediction=loaded.prediction)
+    # A flag the sampler does not use is an error; the run's own settings for another sampler just drop out.
+    sampler_options(s.sampler, **{k: getattr(args, k, None) for k in ("eta", "variance", "spacing")})
     return s
 
 
