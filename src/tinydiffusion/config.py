@@ -397,8 +397,6 @@ def validate(cfg: TrainConfig, given: dict[str, str] | None = None) -> None:
         raise UserError("say how long to train: optim.steps or optim.epochs (--steps N or --epochs N)")
     for key, low, high, inclusive in _BOUNDS:
         _check_number(_get(cfg, key), low, high, inclusive, label(key))
-    if o.grad_accum < 1 or o.batch_size % o.grad_accum:
-        raise UserError(f"optim.grad_accum ({o.grad_accum}) must divide the batch size ({o.batch_size})")
     if len(o.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
         raise UserError(f"optim.betas must be two numbers in [0, 1) (Adam's moment decays, e.g. [0.9, 0.999]), "
                         f"got {list(o.betas)}")
