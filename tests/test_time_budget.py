@@ -86,7 +86,7 @@ def test_a_time_budget_must_be_a_positive_number_of_minutes(tmp_path, capsys):
     args = tiny_args(tmp_path / "r", 1)
     args[args.index("--steps"):args.index("--steps") + 2] = ["--time-budget", "0"]
     assert main(args) == 2
-    assert "--time-budget must be a positive number of minutes, got 0.0" in capsys.readouterr().err
+    assert capsys.readouterr().err == "tinydiffusion train: error: --time-budget must be greater than 0, got 0.0\n"
 
 
 # ------------------------------------------------------------------ EMA with a half-life in images
