@@ -18,17 +18,18 @@ def test_sample_npz(tiny_run: Path, tmp_path: Path) -> None:
     assert main(["sample", str(tiny_run), "-n", "12", "--out", str(out), "--steps", "3"]) == 0
     d = np.load(out)
     assert d["images"].shape == (12, 16, 16, 1) and d["images"].dtype == np.uint8
-    assert d["labels"].dtype == np.int64 and d["labels"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # every class, as evenly as 12 samples allow, class-major (one grid row per class, no orphan row)
+    assert d["labels"].dtype == np.int64 and d["labels"].tolist() == [0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert d["class_names"][0] == "T-shirt/top"
 
 
-def test_sample_classes_are_cycled_and_seeds_do_not_depend_on_batch(tiny_run: Path, tmp_path: Path) -> None:
+def test_sample_classes_share_the_samples_and_seeds_do_not_depend_on_batch(tiny_run: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     common = ["-n", "6", "--class", "3", "7", "--steps", "3", "--seed", "5"]
     assert main(["sample", str(tiny_run), "--out", str(a), "--batch-size", "6", *common]) == 0
     assert main(["sample", str(tiny_run), "--out", str(b), "--batch-size", "4", *common]) == 0
     da, db = np.load(a), np.load(b)
-    assert da["labels"].tolist() == [3, 7, 3, 7, 3, 7]
+    assert da["labels"].tolist() == [3, 3, 3, 7, 7, 7]  # in blocks: one grid row per class
     np.testing.assert_array_equal(da["images"], db["images"])
 
 
@@ -58,7 +59,8 @@ def test_context_sampling(tmp_path: Path) -> None:
                  "--context", "0,0,0.6,0.4,0,0", "--guidance", "2"]) == 0
     d = np.load(out)
     assert d["images"].shape == (4, 16, 16, 3)
-    np.testing.assert_allclose(d["contexts"][1], [0, 0, 0.6, 0.4, 0, 0])
+    np.testing.assert_allclose(d["contexts"][1], [1, 0, 0.6, 0, 0, 0])
+    np.testing.assert_allclose(d["contexts"][2], [0, 0, 0.6, 0.4, 0, 0])
 
 
 def test_points_run(tmp_path: Path) -> None:

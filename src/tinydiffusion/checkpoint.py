@@ -29,6 +29,7 @@ from torch import nn
 
 from .errors import UserError
 from .models import build_model
+from .objectives import PREDICTION_ATTR
 from .schedule import NoiseSchedule
 
 FORMAT = "tinydiffusion-model/1"
@@ -129,7 +130,11 @@ def resolve_model_path(run: str | Path) -> Path:
 
 
 def load_model(run: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Rebuild the network of a run (or ``model.safetensors`` file) on ``device``, in eval mode."""
+    """Rebuild the network of a run (or ``model.safetensors`` file) on ``device``, in eval mode.
+
+    The network carries its prediction type as ``model.tinydiffusion_prediction`` (see
+    :data:`~tinydiffusion.objectives.PREDICTION_ATTR`). :func:`tinydiffusion.load` adds sampling to this.
+    """
     path = resolve_model_path(run)
     tensors, meta = read_model_file(path)
     try:
@@ -142,6 +147,7 @@ def load_model(run: str | Path, device: torch.device | str = "cpu") -> LoadedMod
         raise UserError(f"{path}: the weights do not fit the {meta['model']!r} network described in its "
                         "metadata (a checkpoint of another model?)") from None
     schedule = NoiseSchedule.from_config(meta["schedule"], warn=False)
+    setattr(model, PREDICTION_ATTR, meta.get("prediction", "epsilon"))  # sample() checks prediction= against it
     return LoadedModel(model.to(device).eval(), schedule.to(device), meta, path)
 
 

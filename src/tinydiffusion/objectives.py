@@ -27,6 +27,10 @@ from .schedule import NoiseSchedule, _gather
 Prediction = Literal["epsilon", "x0", "v"]
 PREDICTIONS: tuple[str, ...] = ("epsilon", "x0", "v")
 
+#: The attribute through which a network declares its prediction type: :func:`tinydiffusion.load` sets it
+#: from ``model.safetensors``, and :func:`tinydiffusion.sample` refuses a contradicting ``prediction=``.
+PREDICTION_ATTR = "tinydiffusion_prediction"
+
 # Purposes of the random numbers a loss draws (see BatchRandom).
 TIMESTEP, NOISE, COND_DROP, AMOUNT = 1, 2, 3, 4
 

@@ -7,10 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..checkpoint import MODEL_FILE, STATE_DIR
 from ..config import build_config
-from ..errors import UserError
-from ..train.loop import Interrupted, train
+from ..errors import Interrupted, UserError
 
 HELP = "train a model (no arguments: the quickstart recipe on the bundled Fashion-MNIST subset)"
 RUNS = Path("runs")
@@ -36,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _holds_run(path: Path) -> bool:
+    from ..checkpoint import MODEL_FILE, STATE_DIR
+
     return (path / MODEL_FILE).exists() or (path / STATE_DIR).is_dir()
 
 
@@ -61,6 +61,8 @@ def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.loop import train
+
     config_file = args.config
     if args.resume and args.recipe is None and config_file is None:
         # Continue the run with the settings it was made with (its resolved config.toml).

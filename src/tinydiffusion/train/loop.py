@@ -23,11 +23,11 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import checkpoint as ckpt
 from ..config import TrainConfig, dumps
 from ..data import make_batches
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..rng import BatchRandom, SeededNoise
 from .distributed import Dist, all_mean, any_flag, init_distributed, shutdown
 from .ema import EMA
-from .logger import RunLogger
+from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
 from .preview import write_preview
 from .setup import RunParts, resolve_device, setup_run
@@ -37,19 +37,12 @@ class TrainingDiverged(UserError):
     """The loss or the gradient became NaN or infinite."""
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived; the state was saved."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Train a model as ``cfg`` says and return the run directory.
 
     ``resume`` continues from the newest readable checkpoint in the run directory.
     """
+    tensorboard_wanted(cfg.log.tensorboard)  # "on" without the package: one clear error before anything is made
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
     d = init_distributed(device_kind)
     try:
@@ -168,7 +161,7 @@ class Trainer:
                         self._check_health(health)
                         self._save()
                     if self.d.is_main and (self.step % preview_every == 0 or last):
-                        self._preview()
+                        self._preview(log)
                     stop = self._stop_signal is not None
                     if self.d.enabled and (self.step % cfg.log.every == 0):
                         stop = any_flag(stop, self.d, self.device)
@@ -272,14 +265,17 @@ class Trainer:
         ckpt.save_model(self.run_dir / ckpt.MODEL_FILE, inference, self._meta())
         return path
 
-    def _preview(self) -> None:
+    def _preview(self, log: RunLogger) -> None:
         models = {"": self.ema.model} if self.ema is not None else {"": self.model}
         if self.ema is not None and self.cfg.preview.raw:
             models["-raw"] = self.model
         for suffix, model in models.items():
             was_training = model.training
             model.eval()
-            write_preview(model, self.p, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png")
+            image = write_preview(model, self.p, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
+                                  self.step)
+            log.image("samples/" + ("raw" if suffix else "ema" if self.ema is not None else "model"), image,
+                      self.step)
             model.train(was_training)
 
     @contextlib.contextmanager
