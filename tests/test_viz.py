@@ -148,6 +148,41 @@ def test_labelled_grid_size_and_placement():
     assert pixels[g:g + row_a, g:left].min() < 100 and pixels[2 * g + row_a:, g:left].min() < 100
 
 
+def _tile_blocks(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def test_sample_grid_puts_class_names_in_the_image():
+    images = np.full((4, 16, 16, 1), 128, np.uint8)  # mid-grey tiles: neither background nor ink
+    grid = np.asarray(sample_grid(images, ["Trouser", "Trouser", "Bag", "Bag"]))
+    tiles = grid == 128
+    rows, cols = _tile_blocks(tiles.any(axis=1)), _tile_blocks(tiles.any(axis=0))
+    assert len(rows) == 2 and len(cols) == 2  # one row per class, two tiles each
+    assert all(stop - start == 64 for start, stop in rows + cols)  # 16 px enlarged 4x (nearest neighbour)
+    strip = grid[:, :cols[0][0]]  # the label strip left of the tiles
+    first, second = (strip[a:b] for a, b in rows)
+    assert first.min() < 100 and second.min() < 100  # ink on the white background, in each row
+    assert not np.array_equal(first, second)  # two different names
+    plain = np.asarray(sample_grid(images))  # without labels: no strip, a near-square grid
+    assert (plain == 128).any(axis=0).argmax() <= 2 and plain.shape[1] < grid.shape[1]
+    captioned = np.asarray(sample_grid(images, caption="dpm++ · 20 network calls · seed 0"))
+    assert captioned.shape[0] > plain.shape[0] and captioned[plain.shape[0]:].min() < 100
+
+
+def test_sample_grid_has_no_orphan_rows_and_names_tiles_below_the_class_count():
+    names = [f"class {c}" for c in range(10)]
+    sixty_four = sorted(np.arange(64) % 10)  # 7, 7, 7, 7, 6, 6, ... per class
+    images = np.full((64, 8, 8, 1), 128, np.uint8)
+    grid = np.asarray(sample_grid(images, [names[c] for c in sixty_four]))
+    assert len(_tile_blocks((grid == 128).any(axis=1))) == 10  # ten rows, one per class, none left over
+    assert len(_tile_blocks((grid == 128).any(axis=0))) == 7
+    few = np.asarray(sample_grid(images[:4], names[:4]))  # fewer images than classes: 2 x 2, named below
+    rows = _tile_blocks((few == 128).any(axis=1))
+    assert len(rows) == 2 and few[rows[0][1]:rows[1][0]].min() < 100  # a name between the two tile rows
+
+
 def test_labelled_grid_colour_and_unnamed():
     rows = [np.zeros((2, 3, 3, 3), np.uint8)]
     image = labelled_grid(rows)

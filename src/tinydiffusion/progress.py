@@ -17,7 +17,6 @@ LONG_CALLS = 1000
 
 
 def progress_bar(total: int, desc: str, progress: bool | None = None, *, unit: str = "call") -> tqdm:
-    """A tqdm bar on stderr over ``total`` items; shown as :mod:`the module docstring <tinydiffusion.progress>` says."""
+    """A tqdm bar on stderr over ``total`` items (done/total, rate, ETA); ``progress`` as the module docstring says."""
     disable = None if progress is None else not progress  # tqdm: None disables when the file is not a TTY
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True,
-                leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True)
