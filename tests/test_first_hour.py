@@ -98,6 +98,17 @@ def test_help_imports_no_torch() -> None:
     assert "export" in done.stdout and "--diffusers DIR" in done.stdout
 
 
+def test_sampling_images_imports_no_matplotlib(tiny_run: Path, tmp_path: Path) -> None:
+    code = ("import sys\n"
+            "from tinydiffusion.cli.main import main\n"
+            f"assert main(['sample', {str(tiny_run)!r}, '-n', '2', '--steps', '2', '--out', {str(tmp_path / 'x.png')!r},"
+            f" '--gif', {str(tmp_path / 'x.gif')!r}]) == 0\n"
+            "print('matplotlib' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 def test_cli_choices_match_the_library() -> None:
     from tinydiffusion.cli import choices
     from tinydiffusion.samplers import SAMPLERS

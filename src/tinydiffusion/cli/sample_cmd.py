@@ -96,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     from ..samplers import SamplerStep
     from ..viz.gif import subsample_indices
     from ..viz.samples import label_names
-    from ..viz.scatter import reverse_scatter_gif
     from ..viz.trajectory import reverse_gif, x0_strip
 
     out = output_path(args.out, (".png", ".npz"))
@@ -129,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     write_samples(out, x, cond, loaded, labels, text)
     if loaded.data.get("kind") == "points":
         if gif:
+            from ..viz.scatter import reverse_scatter_gif  # matplotlib: only for 2-D points
+
             reverse_scatter_gif(steps, gif)
     else:
         if gif:
@@ -148,11 +149,12 @@ def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, run: Ru
 
     from ..viz.grid import save_image, to_uint8
     from ..viz.samples import sample_grid
-    from ..viz.scatter import scatter_png
 
     points = run.data.get("kind") == "points"
     if out.suffix.lower() == ".png":
         if points:
+            from ..viz.scatter import scatter_png  # matplotlib: only for 2-D points
+
             scatter_png(x.numpy(), out, title=caption or "")
         else:
             save_image(sample_grid(to_uint8(x), labels, caption=caption), out)

@@ -15,7 +15,6 @@ from torch import nn
 from ..generate import SampleSettings, class_grid_labels, generate, network_calls, sample_shape
 from ..viz.grid import save_image, to_uint8
 from ..viz.samples import label_names, sample_grid, sampling_caption
-from ..viz.scatter import scatter_png
 from .setup import RunParts
 
 
@@ -44,6 +43,8 @@ def write_preview(model: nn.Module, parts: RunParts, path: Path, step: int | Non
                                extra=None if step is None else f"step {step:,}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if parts.dataset.kind == "points":
+        from ..viz.scatter import scatter_png  # matplotlib: only for 2-D points
+
         scatter_png(x.numpy(), path, title=caption)
         return Image.open(path).convert("RGB")
     labels = label_names(cond, parts.dataset.class_names or [])
