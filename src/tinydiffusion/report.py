@@ -129,12 +129,13 @@ def _img(data: bytes, alt: str, pixels: bool = True) -> str:
 
     Pictures of pixels (``pixels``) are enlarged by an integer factor up to about ``DISPLAY_WIDTH`` and
     drawn with ``image-rendering: pixelated``, so every pixel stays a sharp square; plots are shown 1:1.
+    Nothing is shown wider than ``MAX_DISPLAY_WIDTH`` (wider pictures are shrunk, smoothly).
     """
     with Image.open(io.BytesIO(data)) as im:
         fmt, width = (im.format or "PNG").lower(), im.width
     factor = max(1, min(4, DISPLAY_WIDTH // max(width, 1))) if pixels else 1
     uri = f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
-    cls = ' class="px"' if pixels else ""
+    cls = ' class="px"' if pixels and width <= MAX_DISPLAY_WIDTH else ""  # shrinking wants smoothing, not pixels
     return f'<img src="{uri}" alt="{_esc(alt)}" width="{min(width * factor, MAX_DISPLAY_WIDTH)}"{cls}>'
 
 

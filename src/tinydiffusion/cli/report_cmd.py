@@ -38,7 +38,8 @@ def _facts(run) -> dict[str, str]:  # noqa: ANN001 (a tinydiffusion.Run)
         rows["data"] = f"{data['spec']}: {data.get('dim', 2)}-D points"
     else:
         classes = run.num_classes or run.context_dim
-        rows["data"] = (f"{data['spec']}: {data['image_size']}×{data['image_size']} px, {data['channels']} channel(s)"
+        colour = {1: "grey", 3: "colour"}.get(int(data["channels"]), f"{data['channels']} channels")
+        rows["data"] = (f"{data['spec']}: {data['image_size']}×{data['image_size']} px, {colour}"
                         + (f", {classes} classes" if classes else ""))
     return rows
 
@@ -111,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
         media["forward_side_by_side"] = save_image(
             forward_side_by_side(cpu_schedule, real[:1], generator=SeededNoise.range(args.seed, 1)),
             media_dir / "forward-side-by-side.png")
-        media["reverse"] = reverse_gif(steps, media_dir / "reverse.gif", labels, show_x0=True, caption=caption)
+        # the animation with its x̂₀ pane shows up to 4 samples per class, so it fits the page at full size
+        few = [i for i in range(n) if i % args.n < 4] if classes else list(range(min(n, 16)))
+        trajectory = [dataclasses.replace(s, x_t=s.x_t[few], x0_hat=s.x0_hat[few], x_next=s.x_next[few])
+                      for s in steps]
+        media["reverse"] = reverse_gif(trajectory, media_dir / "reverse.gif", [labels[i] for i in few] if labels
+                                       else None, show_x0=True, caption=caption)
         media["x0_strip"] = x0_strip(steps, media_dir / "x0-strip.png")
         if args.compare:  # seed 002's lesson: without the added noise, samples collapse to the average
             count = 2 * classes if classes else 16
@@ -120,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
                        for name in ("ddpm", "ddpm-no-noise")}
             media["compare_samplers"] = compare_samplers_figure(
                 compare, media_dir / "compare.png", label_names(loaded.conditions(count), loaded.class_names))
-    path = write_report(run_dir, media, _facts(loaded))
+    facts = _facts(loaded)
+    facts["samples"] = (f"{args.n} per class" if classes else f"{n}") + f": {caption}"
+    path = write_report(run_dir, media, facts)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
