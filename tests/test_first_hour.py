@@ -148,3 +148,23 @@ def test_tensorboard_gets_preview_grids_and_eval_metrics(tmp_path: Path) -> None
     assert {"train/loss", "eval/fd", "eval/fd_floor"} <= set(events.Tags()["scalars"])
     assert events.Scalars("eval/fd")[-1].value == pytest.approx(12.5)
     assert not log_eval_metrics(tmp_path, {"fd": 1.0}, 0)  # a run without TensorBoard logs gets none
+
+
+def test_show_forward_explains_where_seed_000s_schedule_ends_instead_of_warning(tmp_path: Path, capsys) -> None:
+    import warnings
+
+    from tinydiffusion import NoiseSchedule
+    from tinydiffusion.viz.forward import schedule_caption
+
+    out = tmp_path / "f.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default schedule is the figure's, not the user's choice: no warning
+        assert main(["show", "forward", "--out", str(out)]) == 0
+    assert capsys.readouterr().err == f"wrote {out}\n"
+    seed_000 = NoiseSchedule.from_config({"kind": "linear", "timesteps": 150}, warn=False)
+    assert schedule_caption(seed_000) == (
+        "linear schedule, T=150, β from 0.0001 to 0.02: ᾱ at t=149 is 0.22, so x_T keeps √ᾱ = 47% of the image\n"
+        "(samplers start from pure noise, so a schedule meant for sampling should end with ᾱ near 0)")
+    assert "\n" not in schedule_caption(NoiseSchedule.cosine(1000))  # ends near 0: nothing to explain
+    assert main(["show", "forward", "--beta-end", "0.01", "--style", "percent", "--out", str(out)]) == 0
+    assert "tinydiffusion: warning: alpha_bar at the last step is" in capsys.readouterr().err  # chosen: it warns
