@@ -37,6 +37,10 @@ class SampleSettings:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
+    def sampler_options(self) -> dict[str, Any]:
+        """eta, variance and spacing as far as the sampler uses them (a run's settings for another sampler drop out)."""
+        return {name: getattr(self, name) for name in SAMPLERS[self.sampler].options}
+
 
 def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
     """The per-sample shape from dataset facts: (C, H, W) for images, (D,) for points."""
@@ -45,10 +49,16 @@ def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
     return (int(data["channels"]), int(data["image_size"]), int(data["image_size"]))
 
 
-def class_grid_labels(n: int, num_classes: int) -> Tensor:
-    """n labels, class-major, as even as possible: ⌊n/C⌋ or ⌈n/C⌉ of each class (the first classes get the
-    extra ones), so a grid with one row per class has no orphan row; with n < C, classes 0..n−1."""
-    return (torch.arange(n) % num_classes).sort().values
+def class_rows(n: int, num_classes: int, *, one_hot: bool = False) -> tuple[Tensor, int]:
+    """n conditions laid out one class per grid row, and the longest row ⌈n/C⌉.
+
+    Class-major and as even as possible: ⌊n/C⌋ or ⌈n/C⌉ of each class (the first classes get the extra
+    ones), so a grid with one row per class has no orphan row; with n < C, classes 0..n−1. As int64 class
+    ids, or with ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
+    """
+    labels = (torch.arange(n) % num_classes).sort().values
+    per = max(1, -(-n // num_classes))
+    return (torch.nn.functional.one_hot(labels, num_classes).float() if one_hot else labels), per
 
 
 @torch.no_grad()
@@ -90,10 +100,10 @@ def generate(
             kwargs: dict[str, Any] = {}
             if cond is not None:
                 kwargs["cond"] = cond[start:stop].to(device)
-            x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, eta=settings.eta,
-                       generator=noise, callback=callback, spacing=settings.spacing, prediction=prediction,
-                       variance=settings.variance, clip_x0=settings.clip_x0,
-                       guidance=settings.guidance if cond is not None else None, progress=bar, **kwargs)
+            x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
+                       callback=callback, prediction=prediction, clip_x0=settings.clip_x0,
+                       guidance=settings.guidance if cond is not None else None, progress=bar,
+                       **settings.sampler_options(), **kwargs)
             out.append(x.float().cpu())
     return torch.cat(out)
 

@@ -21,8 +21,8 @@ from torch import Tensor
 from .checkpoint import LoadedModel, load_model
 from .conditioning import check_classes
 from .errors import UserError
-from .generate import SampleSettings, class_grid_labels, generate, sample_shape
-from .samplers import SamplerStep
+from .generate import SampleSettings, class_rows, generate, sample_shape
+from .samplers import SamplerStep, sampler_options
 
 __all__ = ["Run", "load"]
 
@@ -74,7 +74,11 @@ class Run(LoadedModel):
     def settings(self, *, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
                  spacing: str | None = None, variance: str | None = None, clip_x0: bool | None = None,
                  guidance: float | None = None) -> SampleSettings:
-        """The run's defaults with the given settings on top (a new sampler starts from its own step count)."""
+        """The run's defaults with the given settings on top (a new sampler starts from its own step count).
+
+        A given option the sampler does not use (``eta`` for DDPM, …) is refused; the run's own options
+        for another sampler just drop out.
+        """
         s = self.defaults
         if sampler is not None and sampler != s.sampler:
             s.sampler, s.steps = sampler, None
@@ -82,6 +86,7 @@ class Run(LoadedModel):
         s = dataclasses.replace(s, **{k: v for k, v in given.items() if v is not None})
         if s.steps is not None and s.steps < 1:
             raise UserError(f"the number of sampling steps must be at least 1, got {s.steps}")
+        sampler_options(s.sampler, eta=eta, variance=variance, spacing=spacing)
         if self.meta.get("objective") == "corrupt" and s.sampler != "x0-step":
             raise UserError(f"this model was trained with seed 001's corrupt objective; only the x0-step sampler "
                             f"fits it, not {s.sampler}")
@@ -93,7 +98,7 @@ class Run(LoadedModel):
 
         ``classes`` (ids) or ``contexts`` (vectors) are spread over the samples in blocks, the first
         ⌈n/k⌉ samples getting the first one, and so on; without either, a class-conditional run gets
-        every class in turn (:func:`~tinydiffusion.generate.class_grid_labels`), a context run the
+        every class in turn (:func:`~tinydiffusion.generate.class_rows`), a context run the
         one-hot vectors, an unconditional run None.
         """
         if classes is not None and contexts is not None:
@@ -105,7 +110,7 @@ class Run(LoadedModel):
             if ids.numel() == 0:
                 raise UserError("classes is empty")
             check_classes(ids.tolist(), self.num_classes)
-            return ids[class_grid_labels(n, len(ids))]
+            return ids[class_rows(n, len(ids))[0]]
         if contexts is not None:
             if not self.context_dim:
                 raise UserError(f"this model takes no context vectors ({self._takes()})")
@@ -113,11 +118,9 @@ class Run(LoadedModel):
             rows = rows[None] if rows.dim() == 1 else rows
             if rows.dim() != 2 or rows.shape[0] == 0 or rows.shape[1] != self.context_dim:
                 raise UserError(f"contexts must be vectors of {self.context_dim} numbers, got shape {tuple(rows.shape)}")
-            return rows[class_grid_labels(n, len(rows))]
-        if self.num_classes:
-            return class_grid_labels(n, self.num_classes)
-        if self.context_dim:
-            return torch.nn.functional.one_hot(class_grid_labels(n, self.context_dim), self.context_dim).float()
+            return rows[class_rows(n, len(rows))[0]]
+        if self.num_classes or self.context_dim:
+            return class_rows(n, self.num_classes or self.context_dim, one_hot=not self.num_classes)[0]
         return None
 
     def _takes(self) -> str:

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from ..config import build_config
-from ..errors import Interrupted, UserError
+from ..errors import UserError
 
 HELP = "train a model (no arguments: the quickstart recipe on the bundled Fashion-MNIST subset)"
 RUNS = Path("runs")
 
-__all__ = ["HELP", "Interrupted", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..generate import SampleSettings, class_grid_labels, generate, network_calls, sample_shape
+from ..generate import SampleSettings, class_rows, generate, network_calls, sample_shape
 from ..viz.grid import save_image, to_uint8
 from ..viz.samples import label_names, sample_grid, sampling_caption
 from .setup import RunParts
@@ -23,10 +23,7 @@ def preview_condition(parts: RunParts, n: int) -> torch.Tensor | None:
     if parts.condition == "none":
         return None
     num = parts.model.config.num_classes or parts.model.config.context_dim
-    labels = class_grid_labels(n, num)
-    if parts.condition == "class":
-        return labels
-    return torch.nn.functional.one_hot(labels, num).float()
+    return class_rows(n, num, one_hot=parts.condition == "context")[0]
 
 
 def write_preview(model: nn.Module, parts: RunParts, path: Path, step: int | None = None) -> Image.Image:
