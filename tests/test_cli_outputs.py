@@ -11,6 +11,8 @@ from PIL import Image
 
 from conftest import tiny_args
 from tinydiffusion.cli.main import main
+from tinydiffusion.samplers import SAMPLERS
+from tinydiffusion.viz.samples import sample_grid
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -18,13 +20,6 @@ def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         a = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
     return a[..., None] if a.ndim == 2 else a
-
-
-def grid_cells(path: Path, n: int, size: int, ncol: int, scale: int = 2, padding: int = 1) -> np.ndarray:
-    """The n images of a sample grid PNG (``make_grid`` layout), reduced back to (n, size, size, C)."""
-    a, step = pixels(path), size * scale + padding
-    return np.stack([a[padding + (k // ncol) * step:][:size * scale:scale, padding + (k % ncol) * step:]
-                     [:, :size * scale:scale] for k in range(n)])
 
 
 def assert_has_content(images: np.ndarray, min_std: float = 2.0) -> None:
@@ -62,9 +57,11 @@ def test_every_sampler_from_the_cli(tiny_run: Path, tmp_path: Path, sampler: str
     assert main([*common, "--out", str(npz)]) == 0
     images = np.load(npz)["images"]
     assert_has_content(images)
-    # the grid shows exactly those samples, 2× enlarged, two per row (one row per pair of --class ids)
-    assert pixels(png).shape == (2 * 32 + 3, 2 * 32 + 3, 1)
-    np.testing.assert_array_equal(grid_cells(png, 4, 16, ncol=2), images)
+    # the grid shows exactly those samples by the picture rules: a named row per class, 4x enlarged, a caption
+    calls = SAMPLERS[sampler].network_calls(3)
+    expected = sample_grid(images, ["Trouser", "Trouser", "Dress", "Dress"],
+                           caption=f"{sampler} · {calls} network call{'s' if calls > 1 else ''} · guidance 2 · seed 0")
+    np.testing.assert_array_equal(pixels(png)[..., 0], np.asarray(expected))
 
 
 def test_sample_gif_and_x0_strip(tiny_run: Path, tmp_path: Path) -> None:
