@@ -2,10 +2,11 @@
 
     python benchmarks/readme_commands.py [--run runs/quickstart] [--threads 2]
 
-Takes the ``tinydiffusion ...`` commands of the README's "Then:" block and of its "Seeing diffusion"
-table (not ``train``), runs each in a scratch folder against the trained run (``runs/quickstart`` in
-the README is replaced by ``--run``), and prints a Markdown table of wall-clock seconds. Measure on a
-quiet machine: other jobs on the same cores make the numbers meaningless.
+Takes the ``tinydiffusion ...`` commands of the README's quick start and of its "Seeing diffusion"
+table (not ``train``, nor commands on other runs), runs each in a scratch folder against the trained run (``runs/quickstart`` in
+the README is replaced by ``--run``), and prints a Markdown table of wall-clock and CPU seconds. Measure
+on a quiet machine: other jobs on the same cores make the wall-clock numbers meaningless (the CPU
+seconds suffer less).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -26,11 +28,21 @@ REPO = Path(__file__).resolve().parents[1]
 def readme_commands(readme: Path) -> list[str]:
     """The README's commands after training, in order of appearance, without comments or ``...`` fragments."""
     text = readme.read_text(encoding="utf-8")
-    then = text.split("Then:", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    commands = [line.split("#", 1)[0].strip() for line in then.splitlines()]
-    seeing = text.split("## Seeing diffusion", 1)[1].split("\n## ", 1)[0]
-    commands += re.findall(r"`(tinydiffusion (?:show|sample|report|eval)[^`]*)`", seeing)
-    return [c for c in dict.fromkeys(commands) if c.startswith("tinydiffusion ") and "..." not in c]
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for block in re.findall(r"```bash\n(.*?)```", quick, flags=re.S)
+                for line in block.splitlines()]
+    seeing = "\n".join(line for line in text.split("## Seeing diffusion", 1)[1].split("\n## ", 1)[0].splitlines()
+                        if line.startswith("|"))  # the table
+    commands += re.findall(r"`(tinydiffusion (?:show|sample|report|eval|export)[^`]*)`", seeing)
+    return [c for c in dict.fromkeys(commands)
+            if c.startswith("tinydiffusion ") and not c.startswith("tinydiffusion train") and "..." not in c
+            and ("runs/" not in c or "runs/quickstart" in c)]
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -44,16 +56,16 @@ def main() -> int:
         return 2
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
            "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    print("| command | seconds |\n|---|---|")
+    print("| command | wall s | CPU s |\n|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         for command in readme_commands(REPO / "README.md"):
             argv = [a.replace("runs/quickstart", str(run)) for a in shlex.split(command)]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, "-m", "tinydiffusion", *argv[1:]], cwd=scratch, env=env,
                                   capture_output=True, text=True)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
             status = "" if done.returncode == 0 else f" (exit {done.returncode}: {done.stderr.strip()[-200:]})"
-            print(f"| `{command}` | {seconds:.1f}{status} |", flush=True)
+            print(f"| `{command}` | {seconds:.1f}{status} | {cpu:.1f} |", flush=True)
     return 0
 
 
