@@ -140,7 +140,7 @@ def loss_curve_figure(log_csv_path: str | Path, half_width: int | None = None) -
     ax.plot(step, smooth(loss, h), color="tab:blue", linewidth=1.8, label=f"centred average of {2 * h + 1} points")
     ax.set(title="training loss", xlabel="step", yscale="log" if (loss > 0).all() else "linear")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="upper right")  # a falling loss leaves that corner empty
     if has_lr:
         lr_ok = ~np.isnan(log["step"]) & ~np.isnan(log["lr"])
         axes[1].plot(log["step"][lr_ok], log["lr"][lr_ok], color="tab:orange")
