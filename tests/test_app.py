@@ -123,8 +123,14 @@ def server(registry: RunRegistry, outbound):
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory: pytest.TempPathFactory):
-    return gradio_client.Client(server.url, analytics_enabled=False, verbose=False,
-                                download_files=str(tmp_path_factory.mktemp("downloads")))
+    import huggingface_hub.constants
+
+    # The test's own client is kept offline too: it would otherwise fetch an agent list from huggingface.co.
+    patch = pytest.MonkeyPatch()
+    patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    yield gradio_client.Client(server.url, analytics_enabled=False, verbose=False,
+                               download_files=str(tmp_path_factory.mktemp("downloads")))
+    patch.undo()
 
 
 def pixels(path: str) -> np.ndarray:
@@ -271,6 +277,15 @@ def test_bad_input_is_a_message_and_the_app_keeps_serving(client, registry: RunR
     assert "2 network calls" in summary  # the next good request works
 
 
+def test_generated_files_older_than_an_hour_are_deleted(registry: RunRegistry, tiny_run: Path, tmp_path: Path) -> None:
+    old = tmp_path / "reverse-old.gif"
+    old.write_bytes(b"GIF89a")
+    an_hour_ago = time.time() - 3700
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    result = sample_images(registry.get(name(registry, tiny_run)), 2, limits=LIMITS, out_dir=tmp_path, steps=2)
+    assert not old.exists() and sorted(tmp_path.iterdir()) == sorted([result.gif, result.npz])
+
+
 # ------------------------------------------------------------------------------------------ compare samplers
 def test_compare_counts_the_network_calls_of_each_sampler(client, registry: RunRegistry, tiny_run: Path) -> None:
     picture, table = client.predict(name(registry, tiny_run), [2], 1.0, 3, 0, "ddim", 4, "heun", 3,
@@ -352,6 +367,18 @@ def test_one_request_at_a_time_per_model(registry: RunRegistry, tiny_run: Path) 
         assert not done.wait(0.5)
     worker.join(60)
     assert done.is_set()
+
+
+@pytest.mark.gpu
+def test_samples_on_the_gpu_like_on_the_cpu(tiny_run: Path, tmp_path: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    gpu = RunRegistry([tiny_run], "cuda")
+    run = next(iter(gpu.runs.values()))
+    result = sample_images(run, 8, limits=LIMITS, out_dir=tmp_path, sampler="ddim", steps=3, seed=2)
+    assert "on cuda" in result.summary and next(run.load().model.parameters()).is_cuda
+    cli = cli_npz(tmp_path, tiny_run, "-n", "8", "--seed", "2", "--sampler", "ddim", "--steps", "3", "--device", "cpu")
+    assert np.abs(result.images.astype(int) - cli["images"].astype(int)).max() <= 2  # float rounding differs
 
 
 # ------------------------------------------------------------------------------------------ command line

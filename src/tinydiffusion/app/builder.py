@@ -208,7 +208,7 @@ def _sample_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
         with gr.Column(scale=2):
             summary = gr.Markdown(elem_id="sample-summary")
             with gr.Row():
-                grid = _pixels("samples", elem_id="sample-grid")
+                grid = _pixels("samples", show_label=False, elem_id="sample-grid")
                 animation = gr.Image(label="the reverse process", type="filepath", interactive=False,
                                      elem_classes=["pixelated"], buttons=["download", "fullscreen"])
             gr.Markdown("**The reverse process, step by step**: the network's input x_t (left) and the clean image "

@@ -8,6 +8,7 @@ kept (60 evenly spaced steps), animated as a GIF, and shown step by step under a
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from .sampling import Drawn, Progress, default_steps, draw, parse_contexts, samp
 
 #: Steps of the reverse process kept for the animation and the strip (as ``tinydiffusion sample --gif``).
 TRAJECTORY_FRAMES = 60
+#: Generated GIFs and NPZs are deleted after this many seconds (Gradio serves its own copies).
+KEEP_FILES_S = 3600
 #: Grids enlarge small images to about this many pixels a side (16 px sprites 4×, 28 px digits 2×).
 CELL_PIXELS = 64
 
@@ -170,6 +173,11 @@ def _trajectory(drawn: Drawn, scale: int) -> Trajectory:
 
 
 def _new_file(out_dir: Path, prefix: str, suffix: str) -> Path:
+    """A new file in ``out_dir``; files older than ``KEEP_FILES_S`` go (the page has fetched them long ago)."""
+    now = time.time()
+    for old in out_dir.glob(f"{prefix}*{suffix}"):
+        if now - old.stat().st_mtime > KEEP_FILES_S:
+            old.unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile(dir=out_dir, prefix=prefix, suffix=suffix, delete=False) as f:
         return Path(f.name)
 

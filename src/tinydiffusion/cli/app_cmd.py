@@ -6,6 +6,7 @@ Nothing heavy is imported at module level (no torch, no Gradio), so ``tinydiffus
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Gradio's Hugging Face library: the app never needs the Hub
     from ..app.launch import import_gradio
 
     import_gradio()  # a missing extra is one line, before any other work
