@@ -45,11 +45,6 @@ def drop_condition(cond: Tensor, keep: Tensor) -> Tensor:
     return cond * keep.to(cond.dtype).unsqueeze(-1)
 
 
-def guidance_from_one_plus(w_prime: float) -> float:
-    """Convert the (1 + w′)·ε_c − w′·ε_u convention to this package's w."""
-    return 1.0 + w_prime
-
-
 def parse_context(text: str, dim: int) -> Tensor:
     """Parse ``"1,0,0.6,0,0"`` into a float context vector of length ``dim`` (one clear error otherwise)."""
     try:

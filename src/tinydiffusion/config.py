@@ -336,8 +336,6 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--epochs must be positive, got {o.epochs}")
     if o.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {o.batch_size}")
-    if o.grad_accum < 1 or o.batch_size % o.grad_accum:
-        raise UserError(f"optim.grad_accum ({o.grad_accum}) must divide the batch size ({o.batch_size})")
     if o.lr <= 0:
         raise UserError(f"optim.lr must be positive, got {o.lr}")
     choices = {

@@ -36,6 +36,10 @@ class SampleSettings:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
+    def sampler_options(self) -> dict[str, Any]:
+        """eta, variance and spacing as far as the sampler uses them (a run's settings for another sampler drop out)."""
+        return {name: getattr(self, name) for name in SAMPLERS[self.sampler].options}
+
 
 def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
     """The per-sample shape from dataset facts: (C, H, W) for images, (D,) for points."""
@@ -44,10 +48,15 @@ def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
     return (int(data["channels"]), int(data["image_size"]), int(data["image_size"]))
 
 
-def class_grid_labels(n: int, num_classes: int) -> Tensor:
-    """n labels laid out one class per row: ⌈n/C⌉ of each class, class-major, cut to n."""
+def class_rows(n: int, num_classes: int, *, one_hot: bool = False) -> tuple[Tensor, int]:
+    """n conditions laid out one class per grid row, and the row length ⌈n/C⌉.
+
+    Class-major: ⌈n/C⌉ of class 0, then of class 1, …, cut to n; as int64 class ids, or with
+    ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
+    """
     per = max(1, -(-n // num_classes))
-    return torch.arange(num_classes).repeat_interleave(per)[:n]
+    labels = torch.arange(num_classes).repeat_interleave(per)[:n]
+    return (torch.nn.functional.one_hot(labels, num_classes).float() if one_hot else labels), per
 
 
 @torch.no_grad()
@@ -83,9 +92,8 @@ def generate(
         kwargs: dict[str, Any] = {}
         if cond is not None:
             kwargs["cond"] = cond[start:stop].to(device)
-        x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, eta=settings.eta,
-                   generator=noise, callback=callback, spacing=settings.spacing, prediction=prediction,
-                   variance=settings.variance, clip_x0=settings.clip_x0,
-                   guidance=settings.guidance if cond is not None else None, **kwargs)
+        x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
+                   callback=callback, prediction=prediction, clip_x0=settings.clip_x0,
+                   guidance=settings.guidance if cond is not None else None, **settings.sampler_options(), **kwargs)
         out.append(x.float().cpu())
     return torch.cat(out)

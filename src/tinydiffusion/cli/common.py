@@ -9,7 +9,7 @@ import torch
 
 from ..conditioning import check_classes, parse_context
 from ..errors import UserError
-from ..generate import class_grid_labels
+from ..generate import class_rows
 from ..train.setup import resolve_device
 
 
@@ -65,9 +65,6 @@ def conditions(args: argparse.Namespace, model_config: dict, n: int) -> tuple[to
         return rows.repeat(-(-n // len(rows)), 1)[:n], (None if len(rows) == 1 else len(rows))
     if args.guidance is not None and not (num_classes or context_dim):
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
-    if num_classes:  # one row per class
-        return class_grid_labels(n, num_classes), -(-n // num_classes)
-    if context_dim:  # one row per one-hot context
-        labels = class_grid_labels(n, context_dim)
-        return torch.nn.functional.one_hot(labels, context_dim).float(), -(-n // context_dim)
+    if num_classes or context_dim:  # one row per class, or per one-hot context
+        return class_rows(n, num_classes or context_dim, one_hot=not num_classes)
     return None, None

@@ -12,7 +12,7 @@ import torch
 from ..checkpoint import load_model
 from ..data import load_dataset
 from ..data.preview import examples_per_class
-from ..generate import SampleSettings, generate, sample_shape
+from ..generate import SampleSettings, class_rows, generate, sample_shape
 from ..report import write_report
 from ..rng import SeededNoise
 from ..samplers import SamplerStep, sampler_timesteps
@@ -51,11 +51,7 @@ def run(args: argparse.Namespace) -> int:
     shape = sample_shape(data)
     num = int(meta["model_config"].get("num_classes") or meta["model_config"].get("context_dim") or 0)
     per = max(1, args.n)
-    if num:
-        ids = torch.arange(num).repeat_interleave(per)
-        cond = ids if meta["model_config"].get("num_classes") else torch.nn.functional.one_hot(ids, num).float()
-    else:
-        cond = None
+    cond = class_rows(num * per, num, one_hot=not meta["model_config"].get("num_classes"))[0] if num else None
     total = len(sampler_timesteps(loaded.schedule, settings.sampler, settings.steps, settings.spacing))
     keep = set(subsample_indices(total, 40))
     steps: list[SamplerStep] = []

@@ -13,7 +13,7 @@ import torch
 from ..checkpoint import LoadedModel, load_model
 from ..errors import UserError
 from ..generate import SampleSettings, generate, sample_shape
-from ..samplers import SAMPLERS, SamplerStep, sampler_timesteps
+from ..samplers import SAMPLERS, SamplerStep, sampler_options, sampler_timesteps
 from ..samplers.ancestral import VARIANCES
 from ..samplers.common import SPACINGS
 from ..viz.gif import subsample_indices
@@ -63,6 +63,8 @@ def settings_from(args: argparse.Namespace, loaded: LoadedModel) -> SampleSettin
             setattr(s, field, value)
     if s.steps is not None and s.steps < 1:
         raise UserError(f"--steps must be at least 1, got {s.steps}")
+    # A flag the sampler does not use is an error; the run's own settings for another sampler just drop out.
+    sampler_options(s.sampler, **{k: getattr(args, k, None) for k in ("eta", "variance", "spacing")})
     if loaded.meta.get("objective") == "corrupt" and s.sampler != "x0-step":
         raise UserError(f"this model was trained with seed 001's corrupt objective; only --sampler x0-step fits it, "
                         f"not {s.sampler}")

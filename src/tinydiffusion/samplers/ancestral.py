@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ..errors import UserError
-from ..schedule import NoiseSchedule
-from .common import Callback, Denoise, Noise, report, step_pairs
+from ..schedule import NoiseSchedule, posterior, respaced_beta
+from .common import Callback, Denoise, Noise, emit_step, step_pairs
 
 VARIANCES = ("beta", "beta_tilde")
 
@@ -42,14 +42,12 @@ def ddpm(
         raise UserError(f"unknown DDPM variance {variance!r}; choose 'beta' (σ²=β) or 'beta_tilde' (σ²=β̃)")
     for i, (t, t_prev, ab, ab_prev) in enumerate(step_pairs(schedule, timesteps)):
         x0, _ = denoise(x, t, ab)
-        beta = 1 - ab / ab_prev
-        coef_x0 = math.sqrt(ab_prev) * beta / (1 - ab)
-        coef_xt = math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
+        coef_x0, coef_xt, beta_tilde = posterior(ab, ab_prev)
         x_next = coef_x0 * x0 + coef_xt * x
         if add_noise and t_prev >= 0:
-            var = beta if variance == "beta" else (1 - ab_prev) / (1 - ab) * beta
+            var = respaced_beta(ab, ab_prev) if variance == "beta" else beta_tilde
             x_next = x_next + math.sqrt(var) * noise(x, i)
-        report(callback, i, t, x, x0, x_next)
+        emit_step(callback, i, t, x, x0, x_next)
         x = x_next
     return x
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..generate import SampleSettings, class_grid_labels, generate, sample_shape
+from ..generate import SampleSettings, class_rows, generate, sample_shape
 from ..viz.grid import make_grid, save_image, to_uint8
 from ..viz.scatter import scatter_png
 from .setup import RunParts
@@ -18,11 +18,7 @@ def preview_condition(parts: RunParts, n: int) -> tuple[torch.Tensor | None, int
     if parts.condition == "none":
         return None, max(1, round(n**0.5))
     num = parts.model.config.num_classes or parts.model.config.context_dim
-    labels = class_grid_labels(n, num)
-    per_row = -(-n // num)
-    if parts.condition == "class":
-        return labels, per_row
-    return torch.nn.functional.one_hot(labels, num).float(), per_row
+    return class_rows(n, num, one_hot=parts.condition == "context")
 
 
 def write_preview(model: nn.Module, parts: RunParts, path: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data import Dataset, load_dataset
+from ..data import Dataset, load_dataset, split_batch
 from ..errors import UserError
 from ..models import MODELS, build_model
 from ..objectives import CorruptLoss, DiffusionLoss, Objective
@@ -100,6 +100,7 @@ def build_objective(cfg: TrainConfig, schedule: NoiseSchedule) -> Objective:
 
 def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunParts:
     """Load the data and build network, schedule and loss for ``cfg`` (resolving ``cfg.model.params``)."""
+    split_batch(cfg.optim.batch_size, world_size, cfg.optim.grad_accum)  # before the data is loaded: fail fast
     d = cfg.data
     dataset = load_dataset(d.spec, image_size=d.image_size, split=d.split, strict=d.strict, channels=d.channels,
                            center_crop=d.center_crop, resize_filter=d.resize_filter, n=d.n, seed=cfg.runtime.seed)
@@ -108,11 +109,8 @@ def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunPar
     schedule = build_schedule(cfg)
     condition = resolve_condition(d.condition, cfg.model.name, dataset)
     cfg.model.params = model_params(cfg, dataset, schedule, condition)
-    torch.manual_seed(cfg.runtime.seed)  # the initial weights (and dropout) follow the run's seed
+    torch.manual_seed(cfg.runtime.seed)  # the initial weights follow the run's seed
     model = build_model(cfg.model.name, cfg.model.params)
-    if cfg.optim.batch_size % (world_size * cfg.optim.grad_accum):
-        raise UserError(f"the batch size {cfg.optim.batch_size} must split evenly over {world_size} process(es) "
-                        f"× {cfg.optim.grad_accum} accumulation step(s)")
     steps_per_epoch = len(dataset) / cfg.optim.batch_size
     if cfg.optim.steps is not None:
         total = cfg.optim.steps
