@@ -29,10 +29,10 @@ from PIL import Image
 from conftest import REPO
 from test_cli_errors import assert_one_line, run_cli
 from tinydiffusion.cli.main import main
-from tinydiffusion.rng import SeededNoise, stream
+from tinydiffusion.rng import SeededNoise, Stream, stream
 from tinydiffusion.samplers import SAMPLERS
 from tinydiffusion.schedule import NoiseSchedule
-from tinydiffusion.viz.forward import FORWARD_JUMP_NOISE, forward_trajectory
+from tinydiffusion.viz.forward import forward_trajectory
 from tinydiffusion.viz.grid import to_uint8
 
 gradio_client = pytest.importorskip("gradio_client", reason="the app tests need the [test] extra (gradio_client)")
@@ -339,7 +339,7 @@ def test_points_forward_is_q_sample_of_the_training_points(client, registry: Run
     shown = forward_points(run, 30, seed=2)
     x0 = torch.from_numpy(training_points(run))
     assert x0.shape == (64, 2)  # the run's data.n
-    noise = SeededNoise.range(2, len(x0)).randn((2,), stream(FORWARD_JUMP_NOISE, 0))
+    noise = SeededNoise.range(2, len(x0)).randn((2,), stream(Stream.FORWARD_JUMP, 0))
     expected = run.load().schedule.to("cpu").q_sample(x0, torch.tensor(30), noise)
     np.testing.assert_array_equal(shown.points, expected.numpy())
 
@@ -436,7 +436,8 @@ def test_command_serves_on_localhost_and_stops_on_ctrl_c(tiny_run: Path, tmp_pat
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err
-    assert "runs: " in err and "sampling on cpu" in err and "Traceback" not in err
+    assert "runs: " in err and "sampling on cpu" in err and err.rstrip().endswith("tinydiffusion app: stopped")
+    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------------------ the page itself

@@ -21,7 +21,7 @@ from .points_view import forward_points, reverse_frame, reverse_points
 from .runs import Limits, RunRegistry
 from .sample_view import RunControls, run_controls, sample_images, trajectory_frame
 from .sampling import default_steps, sampler_choices
-from .training_view import snapshot_stamp, training_snapshot
+from .training_view import snapshot_stamp, training_snapshot, training_status
 
 #: Context models get one slider per axis up to this many axes (more: type the vectors).
 MAX_CONTEXT_SLIDERS = 8
@@ -102,14 +102,25 @@ def _refresh_runs(registry: RunRegistry, kind: str | None):
     return refresh
 
 
+def _choose_sampler(registry: RunRegistry):
+    """A sampler-change callback: the steps field shows that sampler's default for the run."""
+
+    @shown
+    def choose(name, sampler_name):
+        return default_steps(registry.get(name), sampler_name) if sampler_name else gr.skip()
+
+    return choose
+
+
 # ------------------------------------------------------------------------------------------ forward process
 def _forward_tab(app: gr.Blocks, registry: RunRegistry) -> None:
     sources = data_options(registry)
     schedules = schedule_options(registry)
     schedule_names = list(schedules) + [CUSTOM_PREFIX + kind for kind in CUSTOM_KINDS]
     default_schedule = next((s for s in schedule_names if s.startswith("recipe dli-fashion16")), schedule_names[0])
-    gr.Markdown("x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε̄ in one jump equals the chain x_t = √(1−β_t)·x_{t−1} + √β_t·ε_t "
-                "applied t+1 times, when ε̄ is the chain's own noise merged into one Gaussian (shown here).")
+    gr.Markdown("**Step by step**, x_t = √(1−β_t)·x_{t−1} + √β_t·ε_t is applied t+1 times to x₀. **In one jump**, "
+                "x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε̄_t. With ε̄_t the chain's own noise merged into one Gaussian, both give "
+                "the same image.")
     with gr.Row():
         with gr.Column(scale=1):
             data = gr.Dropdown(list(sources), value=next(iter(sources)), label="data")
@@ -137,14 +148,15 @@ def _forward_tab(app: gr.Blocks, registry: RunRegistry) -> None:
     def show(data_name, image_number, schedule_name, custom_T, b0, b1, noise_seed, step):
         if schedule_name.startswith(CUSTOM_PREFIX):
             config = custom_schedule(schedule_name[len(CUSTOM_PREFIX):], custom_T, b0, b1)
-        else:
+        elif schedule_name in schedules:
             config = schedules[schedule_name]
+        else:
+            raise UserError(f"unknown schedule {schedule_name!r}; choose one from the list")
         if data_name not in sources:
-            raise UserError(f"unknown data {data_name!r}")
+            raise UserError(f"unknown data {data_name!r}; choose one from the list")
         r = forward_at(sources[data_name], image_number, config, step, noise_seed)
-        T_ = config.get("timesteps", 1000)
         pictures = [to_image(x) for x in (r.x0, r.noise, r.chain, r.closed)]
-        return (gr.update(maximum=T_ - 1, value=r.t), r.caption, *pictures, r.markdown(), r.plot,
+        return (gr.update(maximum=r.num_timesteps - 1, value=r.t), r.caption, *pictures, r.markdown(), r.plot,
                 f"⚠ {r.note}" if r.note else "")
 
     inputs = [data, index, schedule, T, beta_start, beta_end, seed, t]
@@ -223,10 +235,6 @@ def _sample_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
         return tuple(gr.update(**p) for p in _sample_props(run_controls(registry.get(name)), limits))
 
     @shown
-    def choose_sampler(name, sampler_name):
-        return default_steps(registry.get(name), sampler_name) if sampler_name else gr.skip()
-
-    @shown
     def sample(name, class_ids, context_text, w, sampler_name, num_steps, sample_seed, count, *axis_values,
                progress=gr.Progress()):
         the_run = registry.get(name)
@@ -245,7 +253,7 @@ def _sample_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
         return trajectory_frame(kept, k) if kept is not None else gr.skip()
 
     run.change(choose_run, run, [classes, *sliders, context, guidance, sampler, steps, n], api_visibility="private")
-    sampler.input(choose_sampler, [run, sampler], steps, api_visibility="private")
+    sampler.input(_choose_sampler(registry), [run, sampler], steps, api_visibility="private")
     button.click(sample, [run, classes, context, guidance, sampler, steps, seed, n, *sliders],
                  [summary, grid, animation, download, step, frame, trajectory], api_name="sample",
                  concurrency_limit=1)
@@ -329,9 +337,9 @@ def _training_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry) -> None:
     def refresh(name, last_stamp):
         the_run = registry.get(name)
         now_stamp = (name, snapshot_stamp(the_run.path))
+        if now_stamp == last_stamp:  # nothing new on disk: only the "last log row … ago" moves on
+            return training_status(the_run.path), gr.skip(), gr.skip(), last_stamp
         snap = training_snapshot(the_run.path)
-        if now_stamp == last_stamp:
-            return snap.status, gr.skip(), gr.skip(), last_stamp
         return snap.status, snap.loss, snap.previews, now_stamp
 
     run.change(refresh, [run, stamp], [status, loss, gallery, stamp], api_name="training")
@@ -389,10 +397,6 @@ def _points_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
         return forward_points(registry.get(name), step, noise_seed).picture
 
     @shown
-    def choose_sampler(name, sampler_name):
-        return default_steps(registry.get(name), sampler_name) if sampler_name else gr.skip()
-
-    @shown
     def sample(name, sampler_name, num_steps, count, sample_seed, progress=gr.Progress()):
         kept = reverse_points(registry.get(name), count, limits=limits, sampler=sampler_name, steps=num_steps,
                               seed=sample_seed, progress=_progress(progress))
@@ -408,7 +412,7 @@ def _points_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
     t.input(show_forward, [run, t, forward_seed], forward_plot, api_name="points_forward",
             trigger_mode="always_last", show_progress="hidden")
     forward_seed.change(show_forward, [run, t, forward_seed], forward_plot, api_visibility="private")
-    sampler.input(choose_sampler, [run, sampler], steps, api_visibility="private")
+    sampler.input(_choose_sampler(registry), [run, sampler], steps, api_visibility="private")
     button.click(sample, [run, sampler, steps, n, seed], [summary, k, reverse_plot, trajectory],
                  api_name="points_sample", concurrency_limit=1)
     k.input(scrub, [trajectory, k], reverse_plot, api_visibility="private", trigger_mode="always_last",

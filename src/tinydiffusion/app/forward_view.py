@@ -9,7 +9,7 @@ only in distribution, when the jump uses the chain's own noise merged into one G
 (the sum of two independent Gaussians is one Gaussian with the summed variance, and
 α_t (1 − ᾱ_{t−1}) + β_t = 1 − ᾱ_t, so ε̄_t is again standard normal). The view shows the chain and the
 closed form with ε̄_t side by side, and their difference (float rounding only). The chain's noise is
-the one ``tinydiffusion show forward`` draws for the same seed (stream ``FORWARD_STEP_NOISE``).
+the one ``tinydiffusion show forward`` draws for the same seed (stream ``Stream.FORWARD_STEP``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from ..config import build_config, from_dict, read_toml, recipe_names
 from ..data import load_dataset
 from ..data.toy2d import TOY_SETS
 from ..errors import ScheduleWarning, UserError
-from ..rng import SeededNoise, stream
+from ..rng import SeededNoise, Stream, stream
 from ..schedule import NoiseSchedule
-from ..viz.forward import FORWARD_STEP_NOISE
 from ..viz.grid import make_grid, to_uint8
 from ..viz.plots import DPI, figure_image, schedule_figure
 from .runs import RunRegistry
@@ -151,7 +150,7 @@ def forward_chain(schedule: NoiseSchedule, x0: Tensor, seed: int) -> tuple[Tenso
     """Every x_t of the step-by-step chain (DDPM eq. 2) and its merged noise ε̄_t, each (T, *x0.shape[1:]).
 
     ``x0`` is one image (1, C, H, W). Step t's noise is ``SeededNoise([seed])`` on stream
-    (FORWARD_STEP_NOISE, t), as :func:`tinydiffusion.viz.forward.forward_trajectory` draws it, and ε̄_t
+    (Stream.FORWARD_STEP, t), as :func:`tinydiffusion.viz.forward.forward_trajectory` draws it, and ε̄_t
     follows the recursion in the module docstring, so x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε̄_t.
     """
     noise = SeededNoise([seed])
@@ -159,7 +158,7 @@ def forward_chain(schedule: NoiseSchedule, x0: Tensor, seed: int) -> tuple[Tenso
     x, eps_bar = x0.float(), torch.zeros_like(x0, dtype=torch.float64)
     chain, merged = [], []
     for t in range(schedule.num_timesteps):
-        eps = noise.randn(x0.shape[1:], stream(FORWARD_STEP_NOISE, t)).to(x)
+        eps = noise.randn(x0.shape[1:], stream(Stream.FORWARD_STEP, t)).to(x)
         x = schedule.q_step(x, t, eps)
         ab_prev = float(ab[t - 1]) if t > 0 else 1.0
         keep = math.sqrt((1 - float(betas[t])) * (1 - ab_prev))
@@ -181,6 +180,7 @@ class ForwardResult:
     """What the Forward view shows at one t (pictures enlarged ``scale`` times)."""
 
     t: int
+    num_timesteps: int  #: T of the schedule
     caption: str
     x0: np.ndarray  #: uint8 (H·s, W·s, C)
     noise: np.ndarray  #: ε̄_t / 3 as an image (so ±3σ spans black to white)
@@ -229,7 +229,7 @@ def forward_at(source: DataSource, index: float, config: dict[str, Any], t: floa
              ("√ᾱ_t (signal)", f"{math.sqrt(ab):.4f}"), ("√(1−ᾱ_t) (noise)", f"{math.sqrt(1 - ab):.4f}"),
              ("SNR = ᾱ_t/(1−ᾱ_t)", f"{ab / (1 - ab):.4g}"), ("log SNR", f"{math.log(ab) - math.log1p(-ab):.3f}"),
              ("max \\|chain − closed form\\|", f"{difference:.2g}")]
-    return ForwardResult(t, caption, picture(x0), picture(eps_bar / 3), picture(x_chain), picture(x_closed), scale,
+    return ForwardResult(t, T, caption, picture(x0), picture(eps_bar / 3), picture(x_chain), picture(x_closed), scale,
                          table, difference, _marked_plot(key, t), note)
 
 

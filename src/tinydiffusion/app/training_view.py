@@ -52,20 +52,27 @@ def snapshot_stamp(run_dir: Path) -> tuple:
     return (stat.st_mtime_ns, stat.st_size) if stat else None, newest[0][2].name if newest else None
 
 
-def training_snapshot(run_dir: Path, *, now: float | None = None) -> TrainingSnapshot:
-    """Read ``log.csv`` and ``samples/`` of ``run_dir`` as they are now."""
+def training_status(run_dir: Path, *, now: float | None = None) -> str:
+    """One line of Markdown: the step (of how many), loss, speed, time trained, and whether it is training now."""
     run_dir = Path(run_dir)
     log_path = run_dir / "log.csv"
     if not log_path.is_file():
-        return TrainingSnapshot(f"**{run_dir.name}** has no log.csv yet: training writes its first row after "
-                                "log.every steps.", None, _preview_images(run_dir))
+        return f"**{run_dir.name}** has no log.csv yet: training writes its first row after log.every steps."
     try:
         log = read_log(log_path)
-        figure = loss_curve_figure(log_path)
-    except UserError as exc:  # an empty log, or one with no loss yet: say so in the page
-        return TrainingSnapshot(f"**{run_dir.name}**: {exc}", None, _preview_images(run_dir))
-    age = (time.time() if now is None else now) - log_path.stat().st_mtime
-    return TrainingSnapshot(_status(run_dir, log, age), figure_image(figure), _preview_images(run_dir))
+    except UserError as exc:  # an empty log: say so in the page
+        return f"**{run_dir.name}**: {exc}"
+    return _status(run_dir, log, (time.time() if now is None else now) - log_path.stat().st_mtime)
+
+
+def training_snapshot(run_dir: Path, *, now: float | None = None) -> TrainingSnapshot:
+    """Read ``log.csv`` and ``samples/`` of ``run_dir`` as they are now."""
+    run_dir = Path(run_dir)
+    try:
+        loss = figure_image(loss_curve_figure(run_dir / "log.csv"))
+    except UserError:  # no log or no loss yet; the status says which
+        loss = None
+    return TrainingSnapshot(training_status(run_dir, now=now), loss, _preview_images(run_dir))
 
 
 def _status(run_dir: Path, log: dict, age: float) -> str:

@@ -45,5 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"tinydiffusion app: warning: listening on {args.host}: other machines on the network can use the app",
               file=sys.stderr)
-    start(registry, limits, host=args.host, port=args.port, open_browser=args.open, block=True)
+    try:
+        start(registry, limits, host=args.host, port=args.port, open_browser=args.open, block=True)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped, also while it is still starting
+        pass
+    print("tinydiffusion app: stopped", file=sys.stderr)
     return 0
