@@ -43,7 +43,7 @@ from tinydiffusion.app.compare_view import compare_samplers  # noqa: E402
 from tinydiffusion.app.launch import start  # noqa: E402
 from tinydiffusion.app.points_view import forward_points, reverse_points, training_points  # noqa: E402
 from tinydiffusion.app.runs import Limits, RunRegistry  # noqa: E402
-from tinydiffusion.app.sample_view import cell_scale, samples_grid, sample_images  # noqa: E402
+from tinydiffusion.app.sample_view import cell_scale, row_names, sample_images, samples_grid  # noqa: E402
 from tinydiffusion.app.sampling import draw  # noqa: E402
 
 LIMITS = Limits(max_n=16, max_steps=50, max_points=500)
@@ -252,6 +252,17 @@ def test_typed_and_slider_contexts_like_the_cli(client, registry: RunRegistry, c
                   "--context", "0,1,0,0,0.25,0", "--guidance", "2")
     np.testing.assert_array_equal(np.load(slid)["images"], cli["images"])
     assert np.load(slid)["images"].shape == (2, 16, 16, 3)
+
+
+@pytest.mark.parametrize("cond, names", [
+    (np.array([0, 0, 1, 1]), ["T-shirt", "Trouser"]),  # class ids: the class names
+    (np.eye(3, dtype=np.float32)[[0, 0, 2, 2]], ["hero", "spell"]),  # one-hot contexts: the axis names
+    (np.array([[1, 0, 0.5]] * 2 + [[0, 1, 0]] * 2, dtype=np.float32), ["(1, 0, 0.5)", "non-hero"]),
+    (np.array([0, 1, 1, 1]), None),  # a row of mixed classes: no names, a plain grid
+])
+def test_grid_rows_are_named_by_their_condition(cond: np.ndarray, names: list[str] | None) -> None:
+    axes = ["T-shirt", "Trouser"] if cond.ndim == 1 else ["hero", "non-hero", "spell"]
+    assert row_names(cond, 2, axes) == names
 
 
 @pytest.mark.parametrize("inputs, message", [

@@ -108,7 +108,8 @@ def cell_scale(image_size: int) -> int:
 
 
 def row_names(cond: np.ndarray | None, per_row: int, names: Sequence[str]) -> list[str] | None:
-    """A name per grid row when each row holds one condition: its class name, or its context vector."""
+    """A name per grid row when each row holds one condition: its class name, or its context vector
+    (the axis name for a one-hot vector)."""
     if cond is None:
         return None
     out = []
@@ -116,11 +117,13 @@ def row_names(cond: np.ndarray | None, per_row: int, names: Sequence[str]) -> li
         row = cond[start:start + per_row]
         if not (row == row[:1]).all():
             return None
-        if row.ndim == 1:
-            c = int(row[0])
+        vector = row[0]
+        one_hot = vector.ndim == 1 and (vector == 1).sum() == 1 and (vector == 0).sum() == len(vector) - 1
+        if row.ndim == 1 or one_hot:
+            c = int(vector.argmax()) if one_hot else int(vector)
             out.append(names[c] if c < len(names) else str(c))
         else:
-            out.append("(" + ", ".join(f"{v:g}" for v in row[0]) + ")")
+            out.append("(" + ", ".join(f"{v:g}" for v in vector) + ")")
     return out
 
 
