@@ -3,8 +3,8 @@
     python scripts/app_screenshots.py IMAGE_RUN POINTS_RUN [TRAINING_RUN] [--out docs/images]
 
 IMAGE_RUN is a trained image run (the quickstart), POINTS_RUN a 2-D run (the S-curve recipe) and
-TRAINING_RUN a run to show in the Training view (default: IMAGE_RUN; a run that is training now shows
-that it is). Writes ``app-forward.png``, ``app-sample.png``, ``app-compare.png``, ``app-training.png``
+TRAINING_RUN a run to show in the Training view (default: IMAGE_RUN; the README's is a quickstart run
+that was training at the time). Writes ``app-forward.png``, ``app-sample.png``, ``app-compare.png``, ``app-training.png``
 and ``app-2d.png``. Needs /usr/bin/chromium, /usr/bin/chromedriver and selenium.
 """
 
@@ -60,7 +60,8 @@ def choose(driver: webdriver.Chrome, elem_id: str, option: str) -> None:
     if box.get_attribute("value") == option:
         return
     box.click()
-    items = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} li[role=option][aria-label='{option}']"))
+    item = f"#{elem_id} li[role=option][aria-label='{option}']"
+    items = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, item))
     items[0].click()
 
 
@@ -72,9 +73,12 @@ def tab(driver: webdriver.Chrome, label: str) -> None:
 def shoot(driver: webdriver.Chrome, path: Path) -> None:
     """The whole page, as tall as it is, at the window's width."""
     driver.execute_script("window.scrollTo(0, 0);")
-    height = driver.execute_script("return document.documentElement.scrollHeight;")
-    driver.set_window_size(WIDTH, height + 20)
-    time.sleep(0.5)
+    page_height = "return document.documentElement.scrollHeight;"
+    previous, height = -1, driver.execute_script(page_height)
+    while height != previous:  # the page may grow once the window is as tall as its content
+        driver.set_window_size(WIDTH, height + 120)
+        time.sleep(1)
+        previous, height = height, driver.execute_script(page_height)
     shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
     shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)  # a page has few colours
     driver.set_window_size(WIDTH, 1000)
@@ -124,18 +128,17 @@ def main() -> None:
 
         tab(driver, "Training")
         choose(driver, "training-run", training_run)
-        time.sleep(4)
+        wait_for(lambda: loaded(driver, "training-loss") and loaded(driver, "training-previews"))
+        time.sleep(3)
         shoot(driver, out / "app-training.png")
 
         tab(driver, "2-D")
         choose(driver, "points-run", points_run)
         first = wait_for(lambda: loaded(driver, "points-forward"))
-        move_slider(driver, "points-t", 30)
+        move_slider(driver, "points-t", 1)
         wait_for(lambda: loaded(driver, "points-forward") not in (None, first))
         driver.find_element(By.ID, "points-button").click()
-        wait_for(lambda: loaded(driver, "points-reverse"))
-        move_slider(driver, "points-step", 70)
-        time.sleep(2)
+        wait_for(lambda: loaded(driver, "points-reverse"))  # the samples: the slider at the last step
         shoot(driver, out / "app-2d.png")
     finally:
         driver.quit()

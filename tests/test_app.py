@@ -29,6 +29,7 @@ from PIL import Image
 from conftest import REPO
 from test_cli_errors import assert_one_line, run_cli
 from tinydiffusion.cli.main import main
+from tinydiffusion.errors import UserError
 from tinydiffusion.rng import SeededNoise, Stream, stream
 from tinydiffusion.samplers import SAMPLERS
 from tinydiffusion.schedule import NoiseSchedule
@@ -41,7 +42,7 @@ pytest.importorskip("gradio", reason="the app tests need the [test] extra (gradi
 from tinydiffusion.app import forward_view, training_view  # noqa: E402
 from tinydiffusion.app.compare_view import compare_samplers  # noqa: E402
 from tinydiffusion.app.launch import start  # noqa: E402
-from tinydiffusion.app.points_view import forward_points, reverse_points, training_points  # noqa: E402
+from tinydiffusion.app.points_view import forward_points, reverse_points, training_points, window_for  # noqa: E402
 from tinydiffusion.app.runs import Limits, RunRegistry  # noqa: E402
 from tinydiffusion.app.sample_view import cell_scale, row_names, sample_images, samples_grid  # noqa: E402
 from tinydiffusion.app.sampling import draw  # noqa: E402
@@ -321,7 +322,7 @@ def test_compare_uses_the_same_seeds_as_sample(registry: RunRegistry, tiny_run: 
 # ------------------------------------------------------------------------------------------ training
 def test_training_view_follows_a_growing_log(client, registry: RunRegistry, tiny_run: Path, tmp_path: Path) -> None:
     status, loss_file, gallery = client.predict(name(registry, tiny_run), api_name="/training")
-    assert "step **3** of 3 (100%)" in status
+    assert "step **3** of 3 (100%)" in status and status.endswith("· finished")
     assert Image.open(loss_file).size[0] >= 500
     assert [g["caption"] for g in gallery] == ["step 3 (EMA)", "step 3 (raw weights)", "step 2 (EMA)", "step 1 (EMA)"]
 
@@ -331,7 +332,7 @@ def test_training_view_follows_a_growing_log(client, registry: RunRegistry, tiny
     (run / "log.csv").write_text("step,epoch,loss,lr,images_per_s,grad_norm,elapsed_s\n1,0.1,0.9,0.001,50,1,1\n")
     before = training_view.snapshot_stamp(run)
     first = training_view.training_snapshot(run, now=(run / "log.csv").stat().st_mtime + 5)
-    assert "step **1** of 3 (33%)" in first.status and "training (last log row 5 s ago)" in first.status
+    assert "step **1** of 3 (33%)" in first.status and first.status.endswith("· last log row 5 s ago")
     assert first.previews == []
     with open(run / "log.csv", "a") as f:
         f.write("2,0.2,0.5,0.001,50,1,2\n")
@@ -339,13 +340,14 @@ def test_training_view_follows_a_growing_log(client, registry: RunRegistry, tiny
     Image.new("L", (20, 20), 128).save(run / "samples" / "step-00000002.png")
     assert training_view.snapshot_stamp(run) != before
     second = training_view.training_snapshot(run, now=(run / "log.csv").stat().st_mtime + 600)
-    assert "step **2** of 3 (67%)" in second.status and "not training now" in second.status
+    assert "step **2** of 3 (67%)" in second.status and second.status.endswith("· last log row 10 min ago")
     assert [caption for _, caption in second.previews] == ["step 2"]
 
 
 # ------------------------------------------------------------------------------------------ 2-D
 def test_points_forward_is_q_sample_of_the_training_points(client, registry: RunRegistry, points_run: Path) -> None:
-    assert Image.open(client.predict(name(registry, points_run), 30, 2, api_name="/points_forward")).size == (400, 400)
+    assert Image.open(client.predict(name(registry, points_run), 30, 2, "data", api_name="/points_forward")).size \
+        == (400, 400)
     run = registry.get(name(registry, points_run))
     shown = forward_points(run, 30, seed=2)
     x0 = torch.from_numpy(training_points(run))
@@ -355,8 +357,16 @@ def test_points_forward_is_q_sample_of_the_training_points(client, registry: Run
     np.testing.assert_array_equal(shown.points, expected.numpy())
 
 
+def test_points_windows_fit_the_data_or_every_step() -> None:
+    data, far = np.array([[0.1, -0.05], [-0.1, 0.02]]), np.array([[3.0, 0.0]])
+    assert window_for("data", data, [far]) == pytest.approx((-0.1575, 0.1575))  # 1.5 × (0.1 + 5 % margin)
+    assert window_for("all steps", data, [far]) == pytest.approx((-3.15, 3.15))
+    with pytest.raises(UserError, match="unknown window 'zoom'; choose one of data, all steps"):
+        window_for("zoom", data, [far])
+
+
 def test_points_reverse_equals_the_cli(client, registry: RunRegistry, points_run: Path, tmp_path: Path) -> None:
-    summary, strip, picture = client.predict(name(registry, points_run), "ddpm", 20, 300, 4,
+    summary, strip, picture = client.predict(name(registry, points_run), "ddpm", 20, 300, 4, "all steps",
                                              api_name="/points_sample")
     assert "20 network calls" in summary and strip["maximum"] == 20  # x_T and 20 steps
     kept = reverse_points(registry.get(name(registry, points_run)), 300, limits=LIMITS, sampler="ddpm", steps=20,
@@ -365,7 +375,7 @@ def test_points_reverse_equals_the_cli(client, registry: RunRegistry, points_run
     np.testing.assert_array_equal(kept.frames[-1], cli["points"])
     assert kept.frames.shape == (21, 300, 2)
     with pytest.raises(gradio_client.exceptions.AppError, match="number of points must be between 1 and 500"):
-        client.predict(name(registry, points_run), "ddpm", 20, 501, 4, api_name="/points_sample")
+        client.predict(name(registry, points_run), "ddpm", 20, 501, 4, "data", api_name="/points_sample")
 
 
 # ------------------------------------------------------------------------------------------ serving

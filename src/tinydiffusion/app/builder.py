@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..viz.grid import to_image
 from .compare_view import MAX_COLUMNS, OFF, compare_samplers, default_columns
 from .forward_view import CUSTOM_KINDS, custom_schedule, data_options, forward_at, schedule_options
-from .points_view import forward_points, reverse_frame, reverse_points
+from .points_view import WINDOWS, forward_points, reverse_frame, reverse_points
 from .runs import Limits, RunRegistry
 from .sample_view import RunControls, run_controls, sample_images, trajectory_frame
 from .sampling import default_steps, sampler_choices
@@ -327,9 +327,10 @@ def _training_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry) -> None:
         live = gr.Checkbox(True, label=f"refresh every {TRAINING_REFRESH_S:g} s")
     status = gr.Markdown(elem_id="training-status")
     with gr.Row():
-        loss = _plot("loss", scale=3)
+        loss = _plot("loss", scale=3, elem_id="training-loss")
         gallery = gr.Gallery(label="newest preview grids", columns=2, format="png", scale=2,
-                             elem_classes=["pixelated"], buttons=["download", "fullscreen"])
+                             elem_id="training-previews", elem_classes=["pixelated"],
+                             buttons=["download", "fullscreen"])
     stamp = gr.State(None)
     timer = gr.Timer(TRAINING_REFRESH_S)
 
@@ -367,7 +368,10 @@ def _points_props(registry: RunRegistry, name: str | None) -> list[dict]:
 def _points_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limits) -> None:
     names = registry.names("points")
     props = _points_props(registry, names[0] if names else None)
-    run = _run_dropdown(names, "2-D", "points-run")
+    with gr.Row():
+        run = _run_dropdown(names, "2-D", "points-run")
+        window = gr.Radio(list(WINDOWS), value=WINDOWS[0], label="window", elem_id="points-window",
+                          info="fixed for every step: around the training data, or around the whole process")
     with gr.Row():
         with gr.Column():
             gr.Markdown("**Forward**: the training points at step t, drawn from q(x_t | x_0) in one jump.")
@@ -393,30 +397,33 @@ def _points_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
         return tuple(gr.update(**p) for p in _points_props(registry, name))
 
     @shown
-    def show_forward(name, step, noise_seed):
-        return forward_points(registry.get(name), step, noise_seed).picture
+    def show_forward(name, step, noise_seed, window_kind):
+        return forward_points(registry.get(name), step, noise_seed, window_kind).picture
 
     @shown
-    def sample(name, sampler_name, num_steps, count, sample_seed, progress=gr.Progress()):
+    def sample(name, sampler_name, num_steps, count, sample_seed, window_kind, progress=gr.Progress()):
         kept = reverse_points(registry.get(name), count, limits=limits, sampler=sampler_name, steps=num_steps,
                               seed=sample_seed, progress=_progress(progress))
         last = len(kept) - 1
-        return kept.summary, gr.update(maximum=last, value=last), reverse_frame(kept, last), kept
+        return kept.summary, gr.update(maximum=last, value=last), reverse_frame(kept, last, window_kind), kept
 
     @shown
-    def scrub(kept, step):
-        return reverse_frame(kept, step) if kept is not None else gr.skip()
+    def scrub(kept, step, window_kind):
+        return reverse_frame(kept, step, window_kind) if kept is not None else gr.skip()
 
+    forward_inputs = [run, t, forward_seed, window]
     run.change(choose_run, run, [t, sampler, steps], api_visibility="private").then(
-        show_forward, [run, t, forward_seed], forward_plot, api_visibility="private")
-    t.input(show_forward, [run, t, forward_seed], forward_plot, api_name="points_forward",
-            trigger_mode="always_last", show_progress="hidden")
-    forward_seed.change(show_forward, [run, t, forward_seed], forward_plot, api_visibility="private")
+        show_forward, forward_inputs, forward_plot, api_visibility="private")
+    t.input(show_forward, forward_inputs, forward_plot, api_name="points_forward", trigger_mode="always_last",
+            show_progress="hidden")
+    for control in (forward_seed, window):
+        control.change(show_forward, forward_inputs, forward_plot, api_visibility="private")
+    window.change(scrub, [trajectory, k, window], reverse_plot, api_visibility="private")
     sampler.input(_choose_sampler(registry), [run, sampler], steps, api_visibility="private")
-    button.click(sample, [run, sampler, steps, n, seed], [summary, k, reverse_plot, trajectory],
+    button.click(sample, [run, sampler, steps, n, seed, window], [summary, k, reverse_plot, trajectory],
                  api_name="points_sample", concurrency_limit=1)
-    k.input(scrub, [trajectory, k], reverse_plot, api_visibility="private", trigger_mode="always_last",
+    k.input(scrub, [trajectory, k, window], reverse_plot, api_visibility="private", trigger_mode="always_last",
             show_progress="hidden")
     tab.select(_refresh_runs(registry, "points"), run, run, api_visibility="private")
     if names:
-        app.load(show_forward, [run, t, forward_seed], forward_plot, api_visibility="private")
+        app.load(show_forward, forward_inputs, forward_plot, api_visibility="private")

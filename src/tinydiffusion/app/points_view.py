@@ -2,7 +2,8 @@
 
 The forward side draws q(x_t | x_0) (DDPM eq. 4) of the run's own training points in one jump for the
 chosen t; the reverse side samples new points with the run's sampler and keeps every step. Each side
-keeps one fixed square window for all its steps, so the cloud moves and the axes stand still.
+keeps one fixed square window for all its steps, so the cloud moves and the axes stand still: around the
+data (seed 004's S-curve is 0.1 wide, the noise 1, so most noisy points leave it) or around every step.
 """
 
 from __future__ import annotations
@@ -49,6 +50,30 @@ def training_points(run: Run) -> np.ndarray:
     return _training_points(run.load().meta["data"]["spec"], None, 0)
 
 
+#: The two windows a view can keep fixed: around the training data, or around every step of the process.
+WINDOWS = ("data", "all steps")
+#: The data window is this many times the half-width of the data (room for the first noisy steps).
+DATA_WINDOW_SCALE = 1.5
+
+
+def window_for(kind: str, data: np.ndarray, steps: list[np.ndarray]) -> Window:
+    """The fixed square window of a view: around the data (points far out leave it) or around every step."""
+    if kind not in WINDOWS:
+        raise UserError(f"unknown window {kind!r}; choose one of {', '.join(WINDOWS)}")
+    if kind == "all steps":
+        return square_limits([data, *steps])
+    low, high = square_limits([data])
+    return (low * DATA_WINDOW_SCALE, high * DATA_WINDOW_SCALE)
+
+
+def _picture(points: np.ndarray, title: str, window: Window) -> Image.Image:
+    """A scatter plot in ``window``, saying how many points lie outside it."""
+    outside = int((np.abs(points) > window[1]).any(axis=1).sum())
+    if outside:
+        title += f"\n{outside:,} of {len(points):,} points outside this window"
+    return scatter_image(points, title=title, limits=window)
+
+
 @dataclass
 class ForwardPoints:
     t: int
@@ -56,11 +81,12 @@ class ForwardPoints:
     picture: Image.Image
 
 
-def forward_points(run: Run, t: float, seed: float = 0) -> ForwardPoints:
+def forward_points(run: Run, t: float, seed: float = 0, window: str = "data") -> ForwardPoints:
     """The run's training points at step ``t`` (clamped to 0..T−1) of the forward process, drawn in one jump.
 
-    Point i's noise is ``SeededNoise`` seed ``seed + i`` (stream of :func:`~tinydiffusion.viz.forward.forward_jumps`),
-    the window is fixed by the data and its noisiest step.
+    Point i's noise is ``SeededNoise`` seed ``seed + i`` (the stream of
+    :func:`~tinydiffusion.viz.forward.forward_jumps`). The window (see :func:`window_for`) stays the same
+    for every t: around the data, or around the data and the noisiest step.
     """
     x0 = torch.from_numpy(training_points(run))
     schedule = run.load().schedule.to("cpu")
@@ -70,9 +96,9 @@ def forward_points(run: Run, t: float, seed: float = 0) -> ForwardPoints:
         raise UserError(f"the seed must be a whole number from 0, got {seed!r}")
     noise = SeededNoise.range(int(float(seed)), len(x0))
     x_t, x_last = forward_jumps(schedule, x0, [t, T - 1], noise)
-    window = square_limits([x0.numpy(), x_last.numpy()])
+    limits = window_for(window, x0.numpy(), [x_last.numpy()])
     ab = float(schedule.alpha_bar64[t])
-    picture = scatter_image(x_t, title=f"q(x_t | x_0): t={t}, ᾱ_t={ab:.3f}", limits=window)
+    picture = _picture(x_t.numpy(), f"q(x_t | x_0): t={t}, ᾱ_t={ab:.3f}", limits)
     return ForwardPoints(t, x_t.numpy(), picture)
 
 
@@ -82,7 +108,7 @@ class PointsTrajectory:
 
     timesteps: list[float]  #: the timestep of each step (one fewer than frames)
     frames: np.ndarray  #: float32 (K + 1, N, 2)
-    window: Window
+    data: np.ndarray  #: the training points, which the "data" window is fitted to
     summary: str
 
     def __len__(self) -> int:
@@ -95,12 +121,11 @@ def reverse_points(run: Run, n: float, *, limits: Limits, sampler: str | None = 
     _check_points_run(run)
     drawn = draw(run, n, limits=limits, sampler=sampler, steps=steps, seed=seed, frames=MAX_FRAMES, progress=progress)
     frames = np.stack([drawn.steps[0].x_t.numpy()] + [s.x_next.numpy() for s in drawn.steps]).astype(np.float32)
-    window = square_limits([*frames, training_points(run)])
-    return PointsTrajectory([s.t for s in drawn.steps], frames, window, drawn.summary(run.device))
+    return PointsTrajectory([s.t for s in drawn.steps], frames, training_points(run), drawn.summary(run.device))
 
 
-def reverse_frame(trajectory: PointsTrajectory, k: float) -> Image.Image:
-    """Frame ``k`` (clamped) of a reverse process: 0 is x_T, the last is the sample."""
+def reverse_frame(trajectory: PointsTrajectory, k: float, window: str = "data") -> Image.Image:
+    """Frame ``k`` (clamped) of a reverse process, 0 being x_T and the last the sample, in a fixed window."""
     if not len(trajectory):
         raise UserError("sample first: the slider walks through the reverse process of the last sample")
     k = min(max(int(k), 0), len(trajectory) - 1)
@@ -110,4 +135,5 @@ def reverse_frame(trajectory: PointsTrajectory, k: float) -> Image.Image:
         title = "the samples (x_0)"
     else:
         title = f"after the step at t={trajectory.timesteps[k - 1]:g}"
-    return scatter_image(trajectory.frames[k], title=title, limits=trajectory.window)
+    limits = window_for(window, trajectory.data, list(trajectory.frames))
+    return _picture(trajectory.frames[k], title, limits)

@@ -21,8 +21,6 @@ from ..viz.plots import figure_image, loss_curve_figure, read_log
 
 #: Preview grids shown: the newest EMA and raw grids, then older EMA grids.
 MAX_PREVIEWS = 6
-#: A run whose log changed this recently counts as training.
-ACTIVE_SECONDS = 120
 _PREVIEW = re.compile(r"^step-(\d+)(-raw)?\.png$")
 
 
@@ -53,7 +51,8 @@ def snapshot_stamp(run_dir: Path) -> tuple:
 
 
 def training_status(run_dir: Path, *, now: float | None = None) -> str:
-    """One line of Markdown: the step (of how many), loss, speed, time trained, and whether it is training now."""
+    """One line of Markdown: the step (of how many), loss, speed, time trained, and "finished" or the age of the
+    newest log row (a run that is still training writes one every ``log.every`` steps)."""
     run_dir = Path(run_dir)
     log_path = run_dir / "log.csv"
     if not log_path.is_file():
@@ -88,8 +87,7 @@ def _status(run_dir: Path, log: dict, age: float) -> str:
         parts.append(f"{last('images_per_s'):,.0f} images/s")
     if not math.isnan(last("elapsed_s")):
         parts.append(f"{_duration(last('elapsed_s'))} of training")
-    state = (f"training (last log row {_duration(age)} ago)" if age < ACTIVE_SECONDS
-             else f"not training now (last log row {_duration(age)} ago)")
+    state = "finished" if total and step >= total else f"last log row {_duration(age)} ago"
     return f"**{run_dir.name}** · " + " · ".join(parts) + f" · {state}"
 
 
