@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import torch
 
 from ..checkpoint import LoadedModel, load_model
 from ..errors import UserError
-from ..generate import SampleSettings, generate, sample_shape
+from ..files import atomic_write
+from ..generate import SampleSettings, check_sample_memory, generate, sample_shape
+from ..limits import check_seed
 from ..samplers import SAMPLERS, SamplerStep, sampler_options, sampler_timesteps
 from ..samplers.ancestral import VARIANCES
 from ..samplers.common import SPACINGS
@@ -20,7 +23,7 @@ from ..viz.gif import subsample_indices
 from ..viz.grid import make_grid, save_image, to_uint8
 from ..viz.scatter import reverse_scatter_gif, scatter_png
 from ..viz.trajectory import reverse_gif, x0_strip
-from .common import add_condition_flags, add_device, conditions, device_from, output_path
+from .common import add_condition_flags, add_device, conditions, device_from, distinct_outputs, output_path
 
 HELP = "draw samples from a trained run"
 GIF_FRAMES = 60
@@ -53,21 +56,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace, loaded: LoadedModel) -> SampleSettings:
     """The run's sampling defaults with the flags that were given on top."""
     s = SampleSettings.from_dict(loaded.meta.get("sample", {}))
+    given = set()
     if args.sampler is not None and args.sampler != s.sampler:
         s.sampler = args.sampler
         s.steps = None  # the sampler's own default unless --steps says otherwise
+        given.add("sampler")
     for flag, field in (("steps", "steps"), ("eta", "eta"), ("spacing", "spacing"), ("variance", "variance"),
                         ("clip_x0", "clip_x0"), ("guidance", "guidance")):
         value = getattr(args, flag, None)
         if value is not None:
             setattr(s, field, value)
-    if s.steps is not None and s.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {s.steps}")
+            given.add(field)
+
+    def label(field: str) -> str:
+        return f"--{field.replace('_', '-')}" if field in given else f"the run's sample.{field} (in {loaded.path})"
+
+    s.check(label, objective=loaded.meta.get("objective"), prediction=loaded.prediction)
     # A flag the sampler does not use is an error; the run's own settings for another sampler just drop out.
     sampler_options(s.sampler, **{k: getattr(args, k, None) for k in ("eta", "variance", "spacing")})
-    if loaded.meta.get("objective") == "corrupt" and s.sampler != "x0-step":
-        raise UserError(f"this model was trained with seed 001's corrupt objective; only --sampler x0-step fits it, "
-                        f"not {s.sampler}")
     return s
 
 
@@ -76,25 +82,32 @@ def check_batch_size(args: argparse.Namespace) -> None:
         raise UserError(f"-n must be at least 1, got {args.n}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_seed(args.seed, "--seed")
 
 
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, (".png", ".npz"))
     gif = output_path(args.gif, (".gif",), "--gif")
     strip = output_path(args.x0_strip, (".png",), "--x0-strip")
+    distinct_outputs({"--out": out, "--gif": gif, "--x0-strip": strip})
     check_batch_size(args)
     device = device_from(args)
     loaded = load_model(args.run, device)
-    settings = settings_from(args, loaded)
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n)
     data = loaded.meta["data"]
+    if strip and data.get("kind") == "points":
+        raise UserError("--x0-strip draws images; this run generates 2-D points (use --gif for their reverse "
+                        "process)")
+    settings = settings_from(args, loaded)
     shape = sample_shape(data)
-    steps: list[SamplerStep] = []
-    callback = None
+    keep: set[int] = set()
     if gif or strip:
         total = _steps(loaded, settings)
-        keep = set(subsample_indices(total, GIF_FRAMES))
-        keep.update({0, total - 1})
+        keep = set(subsample_indices(total, GIF_FRAMES)) | {0, total - 1}
+    check_sample_memory(args.n, shape, len(keep))
+    cond, per_row = conditions(args, loaded.meta["model_config"], args.n)
+    steps: list[SamplerStep] = []
+    callback = None
+    if keep:
 
         def callback(step: SamplerStep) -> None:
             if step.index in keep:
@@ -104,15 +117,22 @@ def run(args: argparse.Namespace) -> int:
     batch = args.n if callback is not None else args.batch_size  # one chunk, so the trajectory is whole
     x = generate(loaded.model, loaded.schedule, shape, args.n, settings=settings, prediction=loaded.prediction,
                  seed=args.seed, cond=cond, batch_size=batch, device=device, callback=callback)
-    write_samples(out, x, cond, data, per_row)
-    if data.get("kind") == "points":
+    written: list[Path] = []
+    try:
+        write_samples(out, x, cond, data, per_row)
+        written.append(out)
         if gif:
-            reverse_scatter_gif(steps, gif)
-    else:
-        if gif:
-            reverse_gif(steps, gif, nrow=per_row)
+            if data.get("kind") == "points":
+                reverse_scatter_gif(steps, gif)
+            else:
+                reverse_gif(steps, gif, nrow=per_row)
+            written.append(gif)
         if strip:
             x0_strip(steps, strip)
+    except UserError as exc:
+        if not written:
+            raise
+        raise UserError(f"{exc}; already written: {', '.join(map(str, written))}") from None
     made = ", ".join(str(p) for p in (out, gif, strip) if p is not None)
     print(f"wrote {made} ({args.n} samples, {settings.sampler}, "
           f"{SAMPLERS[settings.sampler].network_calls(_steps(loaded, settings))} network calls)",
@@ -141,5 +161,6 @@ def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, data: d
             arrays["labels"] = cond.numpy().astype(np.int64)
     if data.get("class_names"):
         arrays["class_names"] = np.array(data["class_names"])
-    with open(out, "wb") as f:
-        np.savez(f, **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(out, buffer.getvalue())
