@@ -275,7 +275,7 @@ def test_grid_rows_are_named_by_their_condition(cond: np.ndarray, names: list[st
     (dict(run="context", context="1,0"), "the context '1,0' has 2 values, but this model's context vectors have 6"),
     (dict(run="context", context="1,0,x,0,0,0"), "holds 'x', which is not a number"),
     (dict(classes=[12]), "class id 12 is out of range: this model knows classes 0..9"),
-    (dict(sampler="x0-step"), "the x0-step sampler needs a model that predicts x0"),
+    (dict(sampler="x0-step"), "x0-step needs a model that predicts x0"),
     (dict(run="nope"), "unknown run 'nope'"),
 ])
 def test_bad_input_is_a_message_and_the_app_keeps_serving(client, registry: RunRegistry, tiny_run: Path,
