@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import UserError
-from . import eval_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
+from . import app_cmd, eval_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -20,6 +20,7 @@ COMMANDS = {
     "show": show_cmd,
     "report": report_cmd,
     "recipes": recipes_cmd,
+    "app": app_cmd,
 }
 
 
