@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import TINY, tiny_args
-from tinydiffusion import checkpoint
+from tinydiffusion import checkpoint, files
 from tinydiffusion.cli.main import main
 
 
@@ -115,16 +115,16 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path: Path, capsys: pytest.Capt
     good = checkpoint.list_states(run)[-1][1].read_bytes()
     model_before = (run / "model.safetensors").read_bytes()
 
-    real_write = checkpoint._write_stream
+    real_write = files._write_stream
 
     def full_disk(f, data: bytes) -> None:  # noqa: ANN001
-        if "/.step-" not in f.name:  # config.toml and the like still fit; the checkpoint does not
+        if ".pt.tmp-" not in f.name:  # config.toml and the like still fit; the checkpoint does not
             return real_write(f, data)
         f.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
     capsys.readouterr()
-    monkeypatch.setattr(checkpoint, "_write_stream", full_disk)
+    monkeypatch.setattr(files, "_write_stream", full_disk)
     code, err = run_cli(tiny_args(run, 4) + ["--resume"], capsys)
     assert_one_line(code, err, "No space left on device", "previous checkpoint is intact")
     assert checkpoint.list_states(run)[-1][1].read_bytes() == good

@@ -16,6 +16,7 @@ write ε̂ = (1 + w′)·ε̂_c − w′·ε̂_u (TeaPearce's conditional MNIST,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -53,6 +54,8 @@ def parse_context(text: str, dim: int) -> Tensor:
         raise UserError(f"--context must be comma-separated numbers like '1,0,0.6,0,0', got {text!r}") from None
     if len(values) != dim:
         raise UserError(f"--context has {len(values)} values but this model's context vectors have {dim}")
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"--context must hold finite numbers, got {text!r}")
     return torch.tensor(values, dtype=torch.float32)
 
 

@@ -73,23 +73,27 @@ class Run(LoadedModel):
 
     def settings(self, *, sampler: str | None = None, steps: int | None = None, eta: float | None = None,
                  spacing: str | None = None, variance: str | None = None, clip_x0: bool | None = None,
-                 guidance: float | None = None) -> SampleSettings:
+                 guidance: float | None = None, label: Callable[[str], str] | None = None) -> SampleSettings:
         """The run's defaults with the given settings on top (a new sampler starts from its own step count).
 
-        A given option the sampler does not use (``eta`` for DDPM, …) is refused; the run's own options
-        for another sampler just drop out.
+        A setting that cannot work is one :class:`UserError` naming it (``label(field)``: how the caller
+        calls the field; by default the keyword, or the run's own ``sample.FIELD``); a given option the
+        sampler does not use (``eta`` for DDPM, …) is refused; the run's own options for another sampler
+        just drop out.
         """
         s = self.defaults
+        given = dict(steps=steps, eta=eta, spacing=spacing, variance=variance, clip_x0=clip_x0, guidance=guidance)
+        given = {k: v for k, v in given.items() if v is not None}
         if sampler is not None and sampler != s.sampler:
             s.sampler, s.steps = sampler, None
-        given = dict(steps=steps, eta=eta, spacing=spacing, variance=variance, clip_x0=clip_x0, guidance=guidance)
-        s = dataclasses.replace(s, **{k: v for k, v in given.items() if v is not None})
-        if s.steps is not None and s.steps < 1:
-            raise UserError(f"the number of sampling steps must be at least 1, got {s.steps}")
+            given["sampler"] = sampler
+        s = dataclasses.replace(s, **{k: v for k, v in given.items() if k != "sampler"})
+
+        def keyword(field: str) -> str:
+            return field if field in given else f"the run's sample.{field} (in {self.path})"
+
+        s.check(label or keyword, objective=self.meta.get("objective"), prediction=self.prediction)
         sampler_options(s.sampler, eta=eta, variance=variance, spacing=spacing)
-        if self.meta.get("objective") == "corrupt" and s.sampler != "x0-step":
-            raise UserError(f"this model was trained with seed 001's corrupt objective; only the x0-step sampler "
-                            f"fits it, not {s.sampler}")
         return s
 
     def conditions(self, n: int, classes: Sequence[int] | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from ..files import check_writable
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +50,7 @@ def announce_long_work(command: str, calls: int, what: str, faster: str) -> None
 
 
 def output_path(path: str | None, suffixes: tuple[str, ...], flag: str = "--out") -> Path | None:
-    """Check an output file before any work is done: a known suffix and an existing folder."""
+    """Check an output file before any work is done: a known suffix and an existing, writable folder."""
     if path is None:
         return None
     p = Path(path)
@@ -59,7 +60,20 @@ def output_path(path: str | None, suffixes: tuple[str, ...], flag: str = "--out"
         raise UserError(f"{flag} {path}: the folder {p.parent} does not exist; create it first")
     if p.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name")
+    check_writable(p.parent, f"{flag} {path}")
     return p
+
+
+def distinct_outputs(outputs: dict[str, Path | None]) -> None:
+    """Refuse two flags naming the same file (one would silently overwrite the other)."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise UserError(f"{seen[key]} and {flag} both name {path}; give them different files")
+        seen[key] = flag
 
 
 def add_condition_flags(p: argparse.ArgumentParser) -> None:

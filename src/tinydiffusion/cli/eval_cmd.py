@@ -12,7 +12,7 @@ import sys
 
 from ..errors import UserError
 from .common import announce_long_work, device_from, progress_from
-from .sample_cmd import add_sampler_flags, setting_flags, settings_from
+from .sample_cmd import add_sampler_flags, check_batch_size, setting_flags, settings_from
 
 HELP = "sample N images and print Fréchet distance, KID, precision/recall and class accuracy as JSON"
 
@@ -33,23 +33,25 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..checkpoint import atomic_write
-    from ..generate import network_calls, sampler_steps
+    from ..files import check_writable
+    from ..generate import check_sample_memory, network_calls, sampler_steps
     from ..metrics import evaluate_images
     from ..run import load
     from ..samplers import SAMPLERS
     from ..train.logger import log_eval_metrics
     from ..viz.grid import to_uint8
 
-    if args.n < 1:
-        raise UserError(f"-n must be at least 1, got {args.n}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_batch_size(args)
     device = device_from(args)
     loaded = load(args.run, device)
+    save = not args.no_save and loaded.path.parent.is_dir()
+    if save:
+        check_writable(loaded.path.parent, "eval.json (add --no-save to only print the scores)")
     data = loaded.data
     if data.get("kind") == "points":
         raise UserError("eval scores images; this run generates 2-D points (look at them with tinydiffusion sample)")
     settings = settings_from(args, loaded)
+    check_sample_memory(args.n, loaded.shape)
     cond = loaded.conditions(args.n)  # equally many of every class (or one-hot context), class-major
     if args.guidance is not None and cond is None:
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         "sampling_seconds": round(seconds, 3),
     })
     print(json.dumps(scores, indent=None))
-    if not args.no_save and loaded.path.parent.is_dir():
+    if save:
         atomic_write(loaded.path.parent / "eval.json", (json.dumps(scores, indent=2) + "\n").encode())
         log_eval_metrics(loaded.path.parent, scores, int(loaded.meta.get("step") or 0))
     print(f"eval: FD {scores['fd']:.3f} (real-vs-real floor {scores['fd_floor']:.3f}; lower is better) with "

@@ -15,6 +15,7 @@ from .show_cmd import COMPARE_STEPS
 
 HELP = "write RUN_DIR/report.html: a summary, data, loss curve, samples, forward and reverse animations, metrics"
 MEDIA_DIR = "report-media"
+MAX_PER_CLASS = 64
 #: Reverse-process frames kept for the animation.
 GIF_FRAMES = 40
 
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import load_dataset
     from ..data.preview import examples_per_class
+    from ..files import check_writable, ensure_folder
     from ..generate import network_calls, sampler_steps
+    from ..limits import check_seed
     from ..report import write_report
     from ..rng import SeededNoise
     from ..run import load
@@ -64,14 +67,15 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.scatter import forward_scatter_gif, reverse_scatter_gif, scatter_png
     from ..viz.trajectory import compare_samplers_figure, reverse_gif, x0_strip
 
-    if args.n < 1:
-        raise UserError(f"-n must be at least 1, got {args.n}")
+    check_seed(args.seed, "--seed")
+    if not 1 <= args.n <= MAX_PER_CLASS:
+        raise UserError(f"-n (samples per class) must be from 1 to {MAX_PER_CLASS}, got {args.n}")
     run_dir = Path(args.run)
     loaded = load(run_dir, device_from(args))
     data, settings = loaded.data, loaded.defaults
     progress = progress_from(args)
-    media_dir = run_dir / MEDIA_DIR
-    media_dir.mkdir(exist_ok=True)
+    check_writable(run_dir, "report")
+    media_dir = ensure_folder(run_dir / MEDIA_DIR)
     media: dict[str, Path] = {"schedule": schedule_plot(loaded.schedule, media_dir / "schedule.png")}
     dataset = load_dataset(data["spec"], image_size=data.get("image_size") if data.get("kind") == "image" else None,
                            seed=args.seed)

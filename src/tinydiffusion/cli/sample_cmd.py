@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from .choices import SAMPLERS, SPACINGS, VARIANCES
 from .common import (add_condition_flags, add_device, add_quiet, announce_long_work, conditions, device_from,
-                     output_path, progress_from)
+                     distinct_outputs, output_path, progress_from)
 
 if TYPE_CHECKING:
     import torch
@@ -60,10 +60,14 @@ def setting_flags(args: argparse.Namespace) -> dict:
 
 
 def settings_from(args: argparse.Namespace, run: Run) -> SampleSettings:
-    """The run's sampling defaults with the flags that were given on top."""
-    if getattr(args, "steps", None) is not None and args.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {args.steps}")
-    return run.settings(**setting_flags(args))
+    """The run's sampling defaults with the flags that were given on top; a setting that cannot work is one
+    line naming the flag, or the run's own setting."""
+    given = {k for k, v in setting_flags(args).items() if v is not None}
+
+    def label(field: str) -> str:
+        return f"--{field.replace('_', '-')}" if field in given else f"the run's sample.{field} (in {run.path})"
+
+    return run.settings(**setting_flags(args), label=label)
 
 
 def default_n(run: Run, per_class: int = 8) -> int:
@@ -73,10 +77,13 @@ def default_n(run: Run, per_class: int = 8) -> int:
 
 
 def check_batch_size(args: argparse.Namespace) -> None:
+    from ..limits import check_seed
+
     if args.n is not None and args.n < 1:
         raise UserError(f"-n must be at least 1, got {args.n}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_seed(args.seed, "--seed")
 
 
 def caption(run: Run, settings: SampleSettings, seed: int, conditional: bool) -> str:
@@ -91,7 +98,7 @@ def caption(run: Run, settings: SampleSettings, seed: int, conditional: bool) ->
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..generate import network_calls, sampler_steps
+    from ..generate import check_sample_memory, network_calls, sampler_steps
     from ..run import load
     from ..samplers import SamplerStep
     from ..viz.gif import subsample_indices
@@ -101,16 +108,22 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, (".png", ".npz"))
     gif = output_path(args.gif, (".gif",), "--gif")
     strip = output_path(args.x0_strip, (".png",), "--x0-strip")
+    distinct_outputs({"--out": out, "--gif": gif, "--x0-strip": strip})
     check_batch_size(args)
     loaded = load(args.run, device_from(args))
+    points = loaded.data.get("kind") == "points"
+    if strip and points:
+        raise UserError("--x0-strip draws images; this run generates 2-D points (use --gif for their reverse "
+                        "process)")
     settings = settings_from(args, loaded)
     n = args.n if args.n is not None else default_n(loaded)
+    total = sampler_steps(loaded.schedule, settings)
+    keep = set(subsample_indices(total, GIF_FRAMES)) if gif or strip else set()
+    check_sample_memory(n, loaded.shape, len(keep))
     cond = conditions(args, loaded, n)
     steps: list[SamplerStep] = []
     callback = None
-    total = sampler_steps(loaded.schedule, settings)
-    if gif or strip:
-        keep = set(subsample_indices(total, GIF_FRAMES))
+    if keep:
 
         def callback(step: SamplerStep) -> None:
             if step.index in keep:
@@ -125,17 +138,24 @@ def run(args: argparse.Namespace) -> int:
                       batch_size=batch, callback=callback, progress=progress_from(args), **setting_flags(args))
     labels = label_names(cond, loaded.class_names)
     text = caption(loaded, settings, args.seed, cond is not None)
-    write_samples(out, x, cond, loaded, labels, text)
-    if loaded.data.get("kind") == "points":
+    written: list[Path] = []
+    try:
+        write_samples(out, x, cond, loaded, labels, text)
+        written.append(out)
         if gif:
-            from ..viz.scatter import reverse_scatter_gif  # matplotlib: only for 2-D points
+            if points:
+                from ..viz.scatter import reverse_scatter_gif  # matplotlib: only for 2-D points
 
-            reverse_scatter_gif(steps, gif)
-    else:
-        if gif:
-            reverse_gif(steps, gif, labels, show_x0=args.gif_x0, caption=text)
+                reverse_scatter_gif(steps, gif)
+            else:
+                reverse_gif(steps, gif, labels, show_x0=args.gif_x0, caption=text)
+            written.append(gif)
         if strip:
             x0_strip(steps, strip)
+    except UserError as exc:
+        if not written:
+            raise
+        raise UserError(f"{exc}; already written: {', '.join(map(str, written))}") from None
     made = ", ".join(str(p) for p in (out, gif, strip) if p is not None)
     print(f"wrote {made} ({n} samples, {text})", file=sys.stderr)
     return 0
@@ -145,8 +165,11 @@ def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, run: Ru
                   caption: str | None) -> None:
     """A labelled PNG grid (or a scatter plot for points) or an NPZ with ``images`` uint8 (N, H, W, C) and the
     conditions (``labels`` int64 or ``contexts`` float32, and ``class_names``)."""
+    import io
+
     import numpy as np
 
+    from ..files import atomic_write
     from ..viz.grid import save_image, to_uint8
     from ..viz.samples import sample_grid
 
@@ -167,5 +190,6 @@ def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, run: Ru
             arrays["labels"] = cond.numpy().astype(np.int64)
     if run.data.get("class_names"):
         arrays["class_names"] = np.array(run.data["class_names"])
-    with open(out, "wb") as f:
-        np.savez(f, **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(out, buffer.getvalue())

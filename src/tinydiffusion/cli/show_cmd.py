@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 HELP = "pictures of diffusion: the forward process, schedules, a dataset, samplers side by side"
 STYLES = ("grid", "side-by-side", "percent")
+MAX_TIMESTEPS = 1_000_000  #: the bound of schedule.timesteps in a config, too
+MAX_PER_CLASS = 256
 #: Steps per sampler in ``show samplers`` unless --steps says otherwise: seconds on a CPU, and enough to
 #: show seed 002's lesson (the sampler without noise collapses to average-looking images).
 COMPARE_STEPS = 100
@@ -84,12 +86,18 @@ def parse_schedule(text: str) -> NoiseSchedule:
         limits = [float(v) for v in parts[2:4]]
     except (IndexError, ValueError):
         raise UserError(f"--schedule {text!r}: write KIND:T or KIND:T:BETA_START:BETA_END, e.g. linear:1000") from None
+    _check_timesteps(T, f"--schedule {text!r}")
     config = {"kind": kind, "timesteps": T}
     if limits:
         if len(limits) != 2:
             raise UserError(f"--schedule {text!r}: give both BETA_START and BETA_END")
         config.update(beta_start=limits[0], beta_end=limits[1])
     return NoiseSchedule.from_config(config)
+
+
+def _check_timesteps(T: int, flag: str) -> None:
+    if not 1 <= T <= MAX_TIMESTEPS:
+        raise UserError(f"{flag}: T must be from 1 to {MAX_TIMESTEPS}, got {T}")
 
 
 def _forward_schedule(args: argparse.Namespace) -> NoiseSchedule:
@@ -101,7 +109,9 @@ def _forward_schedule(args: argparse.Namespace) -> NoiseSchedule:
     if args.recipe:
         return build_schedule(build_config(args.recipe))
     chosen = any(v is not None for v in (args.schedule, args.timesteps, args.beta_start, args.beta_end))
-    config = {"kind": args.schedule or "linear", "timesteps": args.timesteps or 150}
+    if args.timesteps is not None:
+        _check_timesteps(args.timesteps, "--timesteps")
+    config = {"kind": args.schedule or "linear", "timesteps": 150 if args.timesteps is None else args.timesteps}
     if (args.schedule or "linear") != "cosine":
         config.update(beta_start=args.beta_start if args.beta_start is not None else 1e-4,
                       beta_end=args.beta_end if args.beta_end is not None else 0.02)
@@ -123,8 +133,8 @@ def show_forward(args: argparse.Namespace) -> None:
     gif = output_path(args.gif, (".gif",), "--gif")
     if args.n < 1:
         raise UserError(f"-n must be at least 1, got {args.n}")
-    schedule = _forward_schedule(args)
     dataset = load_dataset(args.data, image_size=args.image_size, seed=args.seed)
+    schedule = _forward_schedule(args)
     if dataset.kind == "points":
         points = torch.from_numpy(dataset.points)
         scatter_png(points, out, title=f"{dataset.name}: x_0")
@@ -169,8 +179,8 @@ def show_data(args: argparse.Namespace) -> None:
     from ..viz.text import add_text
 
     out = output_path(args.out, (".png",))
-    if args.per_class < 1:
-        raise UserError(f"--per-class must be at least 1, got {args.per_class}")
+    if not 1 <= args.per_class <= MAX_PER_CLASS:
+        raise UserError(f"--per-class must be from 1 to {MAX_PER_CLASS}, got {args.per_class}")
     dataset = load_dataset(args.spec, image_size=args.image_size, seed=args.seed)
     if dataset.kind == "points":
         from ..viz.scatter import scatter_png
@@ -222,6 +232,10 @@ def show_samplers(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..limits import check_seed
+
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed, "--seed")
     {"forward": show_forward, "schedule": show_schedule, "data": show_data, "samplers": show_samplers}[args.what](args)
     print(f"wrote {args.out}" + (f" and {args.gif}" if getattr(args, "gif", None) else ""), file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import checkpoint as ckpt
+from .. import provenance
 from ..config import TrainConfig, dumps
 from ..data import make_batches
 from ..errors import Interrupted, UserError
@@ -33,11 +35,12 @@ from .ema import EMA
 from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
 from .preview import write_preview
+from .rundir import RunDirectoryLock
 from .setup import RunParts, resolve_device, setup_run
 
 
 class TrainingDiverged(UserError):
-    """The loss or the gradient became NaN or infinite."""
+    """The loss, the gradient or the weights became NaN or infinite."""
 
 
 def restore_rng(state: dict[str, Any], device: torch.device) -> None:
@@ -50,22 +53,28 @@ def restore_rng(state: dict[str, Any], device: torch.device) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Train a model as ``cfg`` says and return the run directory.
 
-    ``resume`` continues from the newest readable checkpoint in the run directory.
+    ``resume`` continues from the newest checkpoint in the run directory. The main process holds the
+    run directory's lock (:mod:`.rundir`) from before anything is written until training ends.
     """
     tensorboard_wanted(cfg.log.tensorboard)  # "on" without the package: one clear error before anything is made
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
     dist = init_distributed(device_kind)
+    run_dir = Path(cfg.out)
+    lock = RunDirectoryLock(run_dir, resume=resume)
     try:
+        if dist.is_main:
+            lock.acquire()
         device = resolve_device(cfg.runtime.device, dist.local_rank)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
         parts = setup_run(cfg, device, dist.world_size)
-        run_dir = Path(cfg.out)
         trainer = Trainer(parts, run_dir, dist)
         if resume:
+            changes = provenance.check_resume(run_dir, cfg)
             trainer.restore()
-        elif dist.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            trainer.config_path = provenance.resume_config_path(run_dir, trainer.step)
+            if dist.is_main:
+                provenance.report_changes(run_dir, trainer.step, changes)
         if dist.is_main:
             params = sum(p.numel() for p in parts.model.parameters())
             print(f"tinydiffusion train: {cfg.recipe} -> {run_dir}: {cfg.model.name} ({params:,} params) on "
@@ -74,6 +83,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         trainer.fit()
         return run_dir
     finally:
+        lock.release()
         shutdown(dist)
 
 
@@ -102,6 +112,7 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.step = 0
         self.elapsed = 0.0
+        self.config_path = run_dir / provenance.CONFIG_FILE  # a resume records its config in its own file
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------ construction
@@ -143,7 +154,7 @@ class Trainer:
         log = RunLogger(self.run_dir, total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
                         enabled=self.dist.is_main)
         if self.dist.is_main:
-            ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
+            ckpt.atomic_write(self.config_path, dumps(cfg).encode())
         preview_every = cfg.preview.every or max(1, total // 4)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
         batches = make_batches(parts.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
@@ -174,8 +185,10 @@ class Trainer:
                     if self.step % ckpt_every == 0 or last:
                         self._check_health(health)
                         self._save()
-                    if self.dist.is_main and (self.step % preview_every == 0 or last):
-                        self._preview(log)
+                    if self.step % preview_every == 0 or last:
+                        self._check_health(health)  # on every process: it is a collective
+                        if self.dist.is_main:
+                            self._preview(log)
                     # Every step, every process: all stop at the same step, so none waits alone in a collective.
                     signum = agree_on_signal(self._stop_signal or 0, self.dist)
                     if signum and not last:
@@ -183,12 +196,11 @@ class Trainer:
                         path = self._save()
                         where = f"saved {path}" if path is not None else "rank 0 saved the state"
                         raise Interrupted(f"stopped at step {self.step}/{total}; {where}; continue with: "
-                                          f"tinydiffusion train --config {self.run_dir / 'config.toml'} --resume "
-                                          f"--out {self.run_dir}", signum)
+                                          f"tinydiffusion train --resume --out {self.run_dir}", signum)
+                if self.dist.is_main:
+                    ckpt.atomic_write(self.config_path, dumps(cfg).encode())
             finally:
                 log.close()
-        if self.dist.is_main:
-            ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
 
     def train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm.
@@ -229,7 +241,7 @@ class Trainer:
     def _log(self, log: RunLogger, health: torch.Tensor, steps: int, seconds: float, lr: float) -> None:
         sums = all_mean(health, self.dist).tolist()  # the one host sync per log interval
         if not all(map(lambda v: v == v and abs(v) != float("inf"), sums)):
-            self._diverged()
+            self._diverged("the loss")
         log.row({
             "step": self.step,
             "epoch": round(self.step / self.parts.steps_per_epoch, 3),
@@ -241,14 +253,23 @@ class Trainer:
         })
 
     def _check_health(self, health: torch.Tensor) -> None:
-        """Never checkpoint weights that a NaN/inf loss or gradient has touched."""
-        if not bool(torch.isfinite(all_mean(health, self.dist)).all()):
-            self._diverged()
+        """Never checkpoint or preview weights that a NaN/inf loss, gradient or update has touched.
 
-    def _diverged(self) -> None:
+        Runs after the optimiser step: the loss and gradient sums since the last log, and every weight,
+        EMA weight and optimiser moment (one host sync for all of them).
+        """
+        if not bool(torch.isfinite(all_mean(health, self.dist)).all()):
+            self._diverged("the loss")
+        tensors = [*self.model.state_dict().values(), *(self.ema.state_dict().values() if self.ema else ())]
+        tensors += [t for s in self.optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        finite = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+        if finite and not bool(torch.stack(finite).all()):
+            self._diverged("the weights")
+
+    def _diverged(self, what: str) -> None:
         states = ckpt.list_states(self.run_dir)
         kept = f"the last good checkpoint is {states[-1][1]}" if states else "no checkpoint had been written yet"
-        raise TrainingDiverged(f"the loss became NaN or infinite by step {self.step}; {kept}; try a lower optim.lr "
+        raise TrainingDiverged(f"{what} became NaN or infinite by step {self.step}; {kept}; try a lower optim.lr "
                                "or optim.grad_clip")
 
     def _meta(self) -> dict[str, Any]:
@@ -301,12 +322,21 @@ class Trainer:
 
     @contextlib.contextmanager
     def _signals(self):
-        """Ctrl-C and SIGTERM set a flag; the loop saves at the end of the step and stops cleanly."""
+        """Ctrl-C and SIGTERM set a flag; the loop saves at the end of the step and stops cleanly.
+
+        The first signal is acknowledged at once. Later ones never interrupt the step or the save (an
+        interrupted save would lose the step's work): they only say that the save is on its way. The
+        lines go out with ``os.write``, which is safe inside a signal handler, unlike ``print``.
+        """
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self._stop_signal = signum
+            if self._stop_signal is None:
+                self._stop_signal = signum
+                message = "stopping at the end of this step and saving a checkpoint (Ctrl-C again will not skip it)"
+            else:
+                message = "still finishing this step and saving its checkpoint; please wait"
+            if self.dist.is_main:
+                os.write(2, f"\ntinydiffusion train: {message}\n".encode())
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:

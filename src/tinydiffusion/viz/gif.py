@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -10,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from ..files import atomic_write, ensure_folder
 from .grid import to_image
 
 #: The shortest frame delay browsers honour; shorter delays are shown as 100 ms by most of them.
@@ -65,7 +67,8 @@ def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, du
     durations, which looks and times the same; every other frame is written as given. Frames of one
     channel are written in grey, colour frames with an adaptive 256-colour palette per frame. Frames
     of different sizes (a longer caption on one of them) are placed top-left on a white canvas of the
-    largest size. Returns the path written (missing parent folders are created).
+    largest size. Returns the path written (missing parent folders are created; the file is replaced
+    atomically).
     """
     if not frames:
         raise UserError("a GIF needs at least one frame")
@@ -75,8 +78,10 @@ def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, du
     images = _same_size([to_image(f) for f in frames])
     durations = [int(round(duration_ms, -1))] * (len(images) - 1) + [int(round(hold, -1))]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     options = {} if loop is None else {"loop": loop}
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations,
                    **options)
+    ensure_folder(path.parent)
+    atomic_write(path, buffer.getvalue())
     return path
