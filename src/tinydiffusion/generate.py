@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from .errors import UserError
 from .limits import check_memory
+from .progress import progress_bar
 from .rng import SeededNoise
-from .samplers import SAMPLERS, SamplerStep, initial_noise, sample
+from .samplers import SAMPLERS, SamplerStep, initial_noise, sample, sampler_timesteps
 from .samplers.ancestral import VARIANCES
 from .samplers.common import SPACINGS
 from .schedule import NoiseSchedule
@@ -84,13 +85,14 @@ def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
 
 
 def class_rows(n: int, num_classes: int, *, one_hot: bool = False) -> tuple[Tensor, int]:
-    """n conditions laid out one class per grid row, and the row length ⌈n/C⌉.
+    """n conditions laid out one class per grid row, and the longest row ⌈n/C⌉.
 
-    Class-major: ⌈n/C⌉ of class 0, then of class 1, …, cut to n; as int64 class ids, or with
-    ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
+    Class-major and as even as possible: ⌊n/C⌋ or ⌈n/C⌉ of each class (the first classes get the extra
+    ones), so a grid with one row per class has no orphan row; with n < C, classes 0..n−1. As int64 class
+    ids, or with ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
     """
+    labels = (torch.arange(n) % num_classes).sort().values
     per = max(1, -(-n // num_classes))
-    labels = torch.arange(num_classes).repeat_interleave(per)[:n]
     return (torch.nn.functional.one_hot(labels, num_classes).float() if one_hot else labels), per
 
 
@@ -110,38 +112,56 @@ def generate(
     n: int,
     *,
     settings: SampleSettings,
-    prediction: str = "epsilon",
+    prediction: str | None = None,
     seed: int = 0,
     cond: Tensor | None = None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     callback: Callable[[SamplerStep], None] | None = None,
+    progress: bool | None = None,
 ) -> Tensor:
     """``n`` samples of per-sample ``shape`` (C, H, W) or (D,), as float in the model's data range.
 
     ``cond`` holds one condition per sample (class ids or context rows) or is None. The callback, if
-    any, sees the steps of every chunk in turn (use one chunk for animations).
+    any, sees the steps of every chunk in turn (use one chunk for animations). ``prediction`` defaults
+    to the model's declared one (see :func:`~tinydiffusion.samplers.sample`). ``progress``: one bar of
+    network calls over all chunks (``None``: when stderr is a terminal).
     """
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
+    if batch_size < 1:
+        raise UserError(f"the batch size must be at least 1, got {batch_size}")
     if settings.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     check_sample_memory(n, shape)
     seeds = SeededNoise.range(seed, n)
     out = []
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        noise = seeds[start:stop].to(device)
-        x_T = initial_noise(settings.sampler, shape, noise, device)
-        kwargs: dict[str, Any] = {}
-        if cond is not None:
-            kwargs["cond"] = cond[start:stop].to(device)
-        x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
-                   callback=callback, prediction=prediction, clip_x0=settings.clip_x0,
-                   guidance=settings.guidance if cond is not None else None, **settings.sampler_options(), **kwargs)
-        out.append(x.float().cpu())
+    with progress_bar(network_calls(schedule, settings, n, batch_size), settings.sampler, progress) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            noise = seeds[start:stop].to(device)
+            x_T = initial_noise(settings.sampler, shape, noise, device)
+            kwargs: dict[str, Any] = {}
+            if cond is not None:
+                kwargs["cond"] = cond[start:stop].to(device)
+            x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
+                       callback=callback, prediction=prediction, clip_x0=settings.clip_x0,
+                       guidance=settings.guidance if cond is not None else None, progress=bar,
+                       **settings.sampler_options(), **kwargs)
+            out.append(x.float().cpu())
     x = torch.cat(out)
     if not bool(torch.isfinite(x).all()):
         raise UserError("the samples came out NaN or infinite: the network's predictions blew up with these "
                         "settings; try a smaller guidance, eta or another sampler")
     return x
+
+
+def sampler_steps(schedule: NoiseSchedule, settings: SampleSettings) -> int:
+    """How many steps ``settings`` take on ``schedule`` (the sampler's default when ``steps`` is None)."""
+    return len(sampler_timesteps(schedule, settings.sampler, settings.steps, settings.spacing))
+
+
+def network_calls(schedule: NoiseSchedule, settings: SampleSettings, n: int = 1, batch_size: int = 256) -> int:
+    """The network calls :func:`generate` makes for ``n`` samples: calls per chunk × ⌈n / batch_size⌉ chunks."""
+    per_chunk = SAMPLERS[settings.sampler].network_calls(sampler_steps(schedule, settings))
+    return per_chunk * -(-n // batch_size)

@@ -1,35 +1,29 @@
-"""``tinydiffusion show forward|schedule|data|samplers``: pictures of the process itself."""
+"""``tinydiffusion show forward|schedule|data|samplers``: pictures of the process itself.
+
+PyTorch and matplotlib are imported when a picture is made, not when the parser is built.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..checkpoint import load_model
-from ..config import build_config
-from ..data import load_dataset
-from ..data.preview import examples_per_class
 from ..errors import UserError
-from ..generate import generate, sample_shape
-from ..limits import check_seed
-from ..rng import SeededNoise
-from ..samplers import SAMPLERS
-from ..schedule import SCHEDULE_KINDS, NoiseSchedule
-from ..train.setup import build_schedule
-from ..viz.forward import forward_gif, forward_grid, forward_percent_strip, forward_side_by_side
-from ..viz.grid import labelled_grid, save_image
-from ..viz.plots import schedule_plot
-from ..viz.scatter import forward_scatter_gif, scatter_png
-from ..viz.trajectory import compare_samplers_figure
-from .common import add_condition_flags, add_device, conditions, device_from, output_path
-from .sample_cmd import settings_from
+from .choices import SAMPLERS, SCHEDULE_KINDS
+from .common import (add_condition_flags, add_device, add_quiet, announce_long_work, conditions, device_from,
+                     output_path, progress_from)
+
+if TYPE_CHECKING:
+    from ..schedule import NoiseSchedule
 
 HELP = "pictures of diffusion: the forward process, schedules, a dataset, samplers side by side"
 STYLES = ("grid", "side-by-side", "percent")
 MAX_TIMESTEPS = 1_000_000  #: the bound of schedule.timesteps in a config, too
 MAX_PER_CLASS = 256
+#: Steps per sampler in ``show samplers`` unless --steps says otherwise: seconds on a CPU, and enough to
+#: show seed 002's lesson (the sampler without noise collapses to average-looking images).
+COMPARE_STEPS = 100
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,12 +58,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("samplers", help="the same noise through several samplers, side by side (seed 002's demo)")
     c.add_argument("run", metavar="RUN_DIR")
     c.add_argument("--samplers", nargs="+", default=["ddpm", "ddpm-no-noise"], choices=list(SAMPLERS))
-    c.add_argument("-n", type=int, default=16)
-    c.add_argument("--steps", type=int, help="steps for every sampler (default: each one's run default)")
+    c.add_argument("-n", type=int, default=None, help="samples per sampler (default: 2 per class, else 16)")
+    c.add_argument("--steps", type=int,
+                   help=f"steps of every sampler (default: {COMPARE_STEPS} for samplers that would take all T "
+                        "steps, else each one's run default)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="FILE.png")
     add_condition_flags(c)
     add_device(c)
+    add_quiet(c)
 
 
 def _schedule_flags(p: argparse.ArgumentParser) -> None:
@@ -81,6 +78,8 @@ def _schedule_flags(p: argparse.ArgumentParser) -> None:
 
 def parse_schedule(text: str) -> NoiseSchedule:
     """``KIND:T[:BETA_START:BETA_END]`` → a schedule."""
+    from ..schedule import NoiseSchedule
+
     parts = text.split(":")
     try:
         kind, T = parts[0], int(parts[1])
@@ -102,18 +101,34 @@ def _check_timesteps(T: int, flag: str) -> None:
 
 
 def _forward_schedule(args: argparse.Namespace) -> NoiseSchedule:
+    """The schedule asked for; by default seed 000's, whose ᾱ_T the figure explains (so it does not warn)."""
+    from ..config import build_config
+    from ..schedule import NoiseSchedule
+    from ..train.setup import build_schedule
+
     if args.recipe:
         return build_schedule(build_config(args.recipe))
+    chosen = any(v is not None for v in (args.schedule, args.timesteps, args.beta_start, args.beta_end))
     if args.timesteps is not None:
         _check_timesteps(args.timesteps, "--timesteps")
     config = {"kind": args.schedule or "linear", "timesteps": 150 if args.timesteps is None else args.timesteps}
     if (args.schedule or "linear") != "cosine":
         config.update(beta_start=args.beta_start if args.beta_start is not None else 1e-4,
                       beta_end=args.beta_end if args.beta_end is not None else 0.02)
-    return NoiseSchedule.from_config(config)
+    return NoiseSchedule.from_config(config, warn=chosen)
 
 
 def show_forward(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..data import load_dataset
+    from ..rng import SeededNoise
+    from ..viz.forward import (forward_gif, forward_grid, forward_percent_strip, forward_side_by_side,
+                               schedule_caption)
+    from ..viz.grid import save_image
+    from ..viz.scatter import forward_scatter_gif, scatter_png
+    from ..viz.text import add_text
+
     out = output_path(args.out, (".png",))
     gif = output_path(args.gif, (".gif",), "--gif")
     if args.n < 1:
@@ -130,16 +145,22 @@ def show_forward(args: argparse.Namespace) -> None:
     images = torch.from_numpy(dataset.images[picks.numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1
     noise = SeededNoise.range(args.seed, len(images))
     if args.style == "grid":
-        save_image(forward_grid(schedule, images[:1], generator=noise[:1]), out)
+        figure = forward_grid(schedule, images[:1], generator=noise[:1])
     elif args.style == "side-by-side":
-        save_image(forward_side_by_side(schedule, images[:1], generator=noise[:1]), out)
+        figure = forward_side_by_side(schedule, images[:1], generator=noise[:1])
     else:
-        save_image(forward_percent_strip(schedule, images, generator=noise), out)
+        figure = forward_percent_strip(schedule, images, generator=noise)
+    save_image(add_text(figure, below=schedule_caption(schedule)), out)
     if gif:
         forward_gif(schedule, images, gif, generator=noise)
 
 
 def show_schedule(args: argparse.Namespace) -> None:
+    from ..config import build_config
+    from ..schedule import NoiseSchedule
+    from ..train.setup import build_schedule
+    from ..viz.plots import schedule_plot
+
     out = output_path(args.out, (".png",))
     schedules: dict[str, NoiseSchedule] = {}
     for text in args.schedules or []:
@@ -152,36 +173,67 @@ def show_schedule(args: argparse.Namespace) -> None:
 
 
 def show_data(args: argparse.Namespace) -> None:
+    from ..data import load_dataset
+    from ..data.preview import examples_per_class
+    from ..viz.grid import labelled_grid, save_image, tile_scale
+    from ..viz.text import add_text
+
     out = output_path(args.out, (".png",))
     if not 1 <= args.per_class <= MAX_PER_CLASS:
         raise UserError(f"--per-class must be from 1 to {MAX_PER_CLASS}, got {args.per_class}")
     dataset = load_dataset(args.spec, image_size=args.image_size, seed=args.seed)
     if dataset.kind == "points":
+        from ..viz.scatter import scatter_png
+
         scatter_png(dataset.points, out, title=dataset.name)
         return
     rows, names = examples_per_class(dataset, per_class=args.per_class, seed=args.seed)
-    save_image(labelled_grid(list(rows), names, scale=2), out)
+    grid = labelled_grid(list(rows), names, scale=tile_scale(rows.shape[2]))
+    save_image(add_text(grid, below=f"{dataset.name}: {len(dataset):,} images"), out)
 
 
 def show_samplers(args: argparse.Namespace) -> None:
+    from ..generate import network_calls, sampler_steps
+    from ..run import load
+    from ..viz.samples import label_names, sampling_caption
+    from ..viz.trajectory import compare_samplers_figure
+    from .sample_cmd import default_n, settings_from
+
     out = output_path(args.out, (".png",))
-    device = device_from(args)
-    loaded = load_model(args.run, device)
-    if loaded.meta["data"].get("kind") == "points":
+    if args.n is not None and args.n < 1:
+        raise UserError(f"-n must be at least 1, got {args.n}")
+    loaded = load(args.run, device_from(args))
+    if loaded.data.get("kind") == "points":
         raise UserError("show samplers draws image grids; this run generates 2-D points")
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n)
-    samples = {}
+    conditional = bool(loaded.num_classes or loaded.context_dim)
+    n = args.n if args.n is not None else default_n(loaded, per_class=2) if conditional else 16
+    cond = conditions(args, loaded, n)
+    plans = {}
     for name in args.samplers:
-        flags = argparse.Namespace(sampler=name, steps=args.steps, eta=None, spacing=None, variance=None,
-                                   clip_x0=None, guidance=args.guidance)
+        flags = argparse.Namespace(sampler=name, steps=args.steps, guidance=args.guidance)
         settings = settings_from(flags, loaded)
-        samples[name] = generate(loaded.model, loaded.schedule, sample_shape(loaded.meta["data"]), args.n,
-                                 settings=settings, prediction=loaded.prediction,
-                                 seed=args.seed, cond=cond, device=device)
-    compare_samplers_figure(samples, out, nrow=per_row)
+        if args.steps is None and settings.steps is None:  # all T steps: minutes on a CPU
+            settings.steps = min(COMPARE_STEPS, loaded.schedule.num_timesteps)
+        plans[name] = settings
+    calls = sum(network_calls(loaded.schedule, s, n) for s in plans.values())
+    announce_long_work("show samplers", calls, " and ".join(f"{k} ({sampler_steps(loaded.schedule, s):,} steps)"
+                                                           for k, s in plans.items()),
+                       "fewer --steps are faster")
+    samples = {}
+    for name, settings in plans.items():
+        samples[f"{name}, {sampler_steps(loaded.schedule, settings):,} steps"] = loaded.sample(
+            n, classes=args.classes, contexts=cond if args.context else None, seed=args.seed,
+            progress=progress_from(args), sampler=name, steps=settings.steps, guidance=args.guidance)
+    guidance = next(iter(plans.values())).guidance if cond is not None else None
+    text = sampling_caption("same starting noise x_T for every sampler", calls, guidance, args.seed)
+    compare_samplers_figure(samples, out, label_names(cond, loaded.class_names), caption=text)
+    used = ", ".join(f"{k}: {sampler_steps(loaded.schedule, s):,} steps" for k, s in plans.items())
+    print(f"show samplers: {used} (T={loaded.schedule.num_timesteps:,}; --steps N to change)", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..limits import check_seed
+
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed, "--seed")
     {"forward": show_forward, "schedule": show_schedule, "data": show_data, "samplers": show_samplers}[args.what](args)

@@ -28,14 +28,14 @@ from .. import checkpoint as ckpt
 from .. import provenance
 from ..config import TrainConfig, dumps
 from ..data import make_batches
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..models.dropout import DropoutSource, dropout_from
 from ..rng import BatchRandom, SeededNoise
 from .budget import TimeBudget
 from .distributed import (Dist, agree_on_signal, all_mean, broadcast_int, init_distributed, max_over_processes,
                           shutdown, sync_batchnorm)
 from .ema import EMA
-from .logger import RunLogger
+from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
 from .preview import write_preview
 from .rundir import RunDirectoryLock
@@ -44,14 +44,6 @@ from .setup import RunParts, resolve_device, setup_run
 
 class TrainingDiverged(UserError):
     """The loss, the gradient or the weights became NaN or infinite."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived; the state was saved."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 def restore_rng(state: dict[str, Any], device: torch.device) -> None:
@@ -68,6 +60,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     run directory's lock (:mod:`.rundir`) from before anything is written until training ends.
     """
     started = time.perf_counter()  # a --time-budget counts from here
+    tensorboard_wanted(cfg.log.tensorboard)  # "on" without the package: one clear error before anything is made
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
     dist = init_distributed(device_kind)
     run_dir = Path(cfg.out)
@@ -212,7 +205,7 @@ class Trainer:
                     if self.step % preview_every == 0 or last:
                         self._check_health(health)  # on every process: it is a collective
                         if self.dist.is_main:
-                            self._preview()
+                            self._preview(log)
                     # Every step, every process: all stop at the same step, so none waits alone in a collective.
                     signum = agree_on_signal(self._stop_signal or 0, self.dist)
                     if signum and not last:
@@ -365,14 +358,17 @@ class Trainer:
         ckpt.save_model(self.run_dir / ckpt.MODEL_FILE, inference, self._meta())
         return path
 
-    def _preview(self) -> None:
+    def _preview(self, log: RunLogger) -> None:
         models = {"": self.ema.model} if self.ema is not None else {"": self.model}
         if self.ema is not None and self.cfg.preview.raw:
             models["-raw"] = self.model
         for suffix, model in models.items():
             was_training = model.training
             model.eval()
-            write_preview(model, self.parts, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png")
+            image = write_preview(model, self.parts, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
+                                  self.step)
+            log.image("samples/" + ("raw" if suffix else "ema" if self.ema is not None else "model"), image,
+                      self.step)
             model.train(was_training)
 
     @contextlib.contextmanager
