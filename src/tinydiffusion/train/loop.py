@@ -236,7 +236,7 @@ class Trainer:
             self._save()
             saved = time.perf_counter()
             if self.dist.is_main:
-                self._preview()
+                self._preview(log)
             previewed = time.perf_counter()
             plan = budget.make_plan(self.step, previewed, preview_s=previewed - saved, checkpoint_s=saved - now,
                                     preview_every=self.cfg.preview.every, checkpoint_every=self.cfg.log.checkpoint_every)
