@@ -113,7 +113,7 @@ def test_check_timesteps_accepts_fractional_lists_where_allowed():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sampler="plms"), "unknown sampler 'plms'; choose one of ddpm, ddim, dpm++, euler, heun, ddpm-no-noise, "
-                           "x0-step"),
+                           "x0-step, ddpm-off-by-one"),
     (dict(spacing="even"), "unknown timestep spacing 'even'; choose one of leading, trailing, linspace"),
     (dict(steps=10, timesteps=[999, 0]), "give either steps or timesteps, not both"),
     (dict(steps=0), "the number of sampling steps must be at least 1, got 0"),
@@ -139,7 +139,8 @@ def test_default_timesteps_of_each_sampler():
     assert sampler_timesteps(SCHEDULE, "x0-step") == [999 * (1 - i / 5) for i in range(5)]
     assert sampler_timesteps(SCHEDULE, "heun") == karras_timesteps(SCHEDULE, 10)
     assert {name: spec.network_calls(10) for name, spec in SAMPLERS.items()} == {
-        "ddpm": 10, "ddim": 10, "dpm++": 10, "euler": 10, "heun": 19, "ddpm-no-noise": 10, "x0-step": 10}
+        "ddpm": 10, "ddim": 10, "dpm++": 10, "euler": 10, "heun": 19, "ddpm-no-noise": 10, "x0-step": 10,
+        "ddpm-off-by-one": 10}
 
 
 def test_karras_levels_are_edm_eq_5_and_equal_diffusers():

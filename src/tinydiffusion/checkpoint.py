@@ -30,6 +30,7 @@ from torch import nn
 from .errors import UserError
 from .models import build_model
 from .schedule import NoiseSchedule
+from .value_range import range_of
 
 FORMAT = "tinydiffusion-model/1"
 META_KEY = "tinydiffusion"
@@ -112,6 +113,11 @@ class LoadedModel:
     @property
     def prediction(self) -> str:
         return self.meta.get("prediction", "epsilon")
+
+    @property
+    def data_range(self) -> tuple[float, float]:
+        """The value range the network was trained in (see :mod:`tinydiffusion.value_range`)."""
+        return range_of(self.meta.get("data", {}))
 
 
 def resolve_model_path(run: str | Path) -> Path:

@@ -7,7 +7,7 @@ uses seed ``seed + i``, so the result does not depend on the chunk size.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from .errors import UserError
 from .rng import SeededNoise
 from .samplers import SAMPLERS, SamplerStep, initial_noise, sample
 from .schedule import NoiseSchedule
+from .value_range import DEFAULT_RANGE, to_signed_unit
 
 
 @dataclass
@@ -64,28 +65,46 @@ def generate(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     callback: Callable[[SamplerStep], None] | None = None,
+    data_range: tuple[float, float] = DEFAULT_RANGE,
 ) -> Tensor:
-    """``n`` samples of per-sample ``shape`` (C, H, W) or (D,), as float in the model's data range.
+    """``n`` samples of per-sample ``shape`` (C, H, W) or (D,), as float; images in [−1, 1].
 
     ``cond`` holds one condition per sample (class ids or context rows) or is None. The callback, if
-    any, sees the steps of every chunk in turn (use one chunk for animations).
+    any, sees the steps of every chunk in turn (use one chunk for animations). ``data_range`` is the
+    value range the model was trained in (a run's ``data.range``, see :mod:`tinydiffusion.value_range`):
+    uniform starting noise fills it, ``clip_x0`` clamps to it, and the samples and the callback's
+    tensors are mapped from it to [−1, 1], the convention of every picture and metric.
     """
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
     if settings.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     seeds = SeededNoise.range(seed, n)
+    clip: bool | tuple[float, float] = data_range if settings.clip_x0 else False
+    if callback is not None and data_range != DEFAULT_RANGE:
+        callback = _mapped(callback, data_range)
     out = []
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         noise = seeds[start:stop].to(device)
-        x_T = initial_noise(settings.sampler, shape, noise, device)
+        x_T = initial_noise(settings.sampler, shape, noise, device, data_range)
         kwargs: dict[str, Any] = {}
         if cond is not None:
             kwargs["cond"] = cond[start:stop].to(device)
         x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, eta=settings.eta,
                    generator=noise, callback=callback, spacing=settings.spacing, prediction=prediction,
-                   variance=settings.variance, clip_x0=settings.clip_x0,
+                   variance=settings.variance, clip_x0=clip,
                    guidance=settings.guidance if cond is not None else None, **kwargs)
-        out.append(x.float().cpu())
+        out.append(to_signed_unit(x.float(), data_range).cpu())
     return torch.cat(out)
+
+
+def _mapped(callback: Callable[[SamplerStep], None], data_range: tuple[float, float]) -> Callable[[SamplerStep], None]:
+    """``callback`` fed steps whose tensors are mapped from ``data_range`` to [−1, 1]."""
+
+    def mapped(step: SamplerStep) -> None:
+        callback(replace(step, x_t=to_signed_unit(step.x_t, data_range),
+                         x0_hat=to_signed_unit(step.x0_hat, data_range),
+                         x_next=to_signed_unit(step.x_next, data_range)))
+
+    return mapped

@@ -5,7 +5,8 @@ no network, so the page opens offline, can be mailed, and shows the same thing i
 
 Sections, each left out when its input is missing: the recipe and its description; the resolved
 ``config.toml``; a dataset preview; the loss curve (drawn from ``log.csv``); the sample grids saved
-during training (``samples/step-XXXXXXXX.png`` with EMA weights, ``…-raw.png`` with the raw ones);
+during training (``samples/step-XXXXXXXX.png`` with EMA weights, ``…-raw.png`` with the raw ones) and
+the reverse-process strips saved with them (``…-strip.png``, seed 000's rows through training);
 samples per class; the forward and reverse processes; the metrics of ``eval.json``; timing.
 Pictures that the run directory does not hold (a dataset preview, animations) are passed in
 ``media`` under the keys of :data:`MEDIA`.
@@ -57,10 +58,13 @@ MEDIA: dict[str, tuple[str, str]] = {
     "forward_side_by_side": ("process", "Step by step (DDPM eq. 2) against one jump (DDPM eq. 4): different "
                                         "noise, the same amount of it."),
     "forward_scatter": ("process", "The forward process q(x_t | x_0) of the 2-D training set."),
+    "forward_panels": ("process", "q(x_t | x_0) at 10 timesteps, each panel with its own axes (seed 004)."),
     "reverse": ("process", "The reverse process: the sampler turning noise x_T into samples."),
     "reverse_scatter": ("process", "The reverse process of the 2-D model: noise flowing back to the data."),
     "x0_strip": ("process", "At a few sampler steps: the model input x_t beside its prediction x̂_0 of the clean "
                             "image."),
+    "reverse_strip": ("process", "The reverse chain at evenly spaced steps, from noise to the sample (seeds 000 "
+                                 "and 004)."),
     "compare_samplers": ("process", "Samplers side by side from the same starting noise."),
 }
 
@@ -71,6 +75,7 @@ MAX_SAMPLE_STEPS = 12
 DISPLAY_WIDTH = 360
 
 _SAMPLE_NAME = re.compile(r"step-(\d+)(-raw)?\.png")
+_STRIP_NAME = re.compile(r"step-(\d+)-strip\.png")
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2329; background: #f6f7f9;
@@ -195,7 +200,26 @@ def _loss_section(run_dir: Path) -> str | None:
     return _figure(png, "Training loss per logged step (faint: as logged; solid: smoothed), and the learning rate.")
 
 
+def _strips_block(run_dir: Path) -> str:
+    """The reverse-process strips of the previews, one row per preview (seed 000's figure), or nothing."""
+    strips = {}
+    for path in sorted((run_dir / "samples").glob("step-*-strip.png")):
+        match = _STRIP_NAME.fullmatch(path.name)
+        data = _read_image(path) if match else None
+        if data is not None:
+            strips[int(match.group(1))] = data
+    if not strips:
+        return ""
+    steps = sorted(strips)
+    shown = [steps[i] for i in subsample_indices(len(steps), MAX_SAMPLE_STEPS)]
+    rows = "".join(f"<tr><th>{s:,}</th><td>{_img(strips[s], f'reverse process at step {s}')}</td></tr>" for s in shown)
+    return ("<p>The reverse process of one sample at each preview, noisy on the left, the sample on the right "
+            f"(seed 000's rows through training).</p><table><tr><th>step</th><th>reverse process</th></tr>{rows}"
+            "</table>")
+
+
 def _samples_section(run_dir: Path) -> str | None:
+    strips = _strips_block(run_dir)
     grids: dict[int, dict[str, bytes]] = {}
     for path in sorted((run_dir / "samples").glob("step-*.png")):
         match = _SAMPLE_NAME.fullmatch(path.name)
@@ -203,7 +227,7 @@ def _samples_section(run_dir: Path) -> str | None:
         if data is not None:
             grids.setdefault(int(match.group(1)), {})["raw" if match.group(2) else "ema"] = data
     if not grids:
-        return None
+        return strips or None
     steps = sorted(grids)
     shown = [steps[i] for i in subsample_indices(len(steps), MAX_SAMPLE_STEPS)]
     kinds = [k for k in ("ema", "raw") if any(k in grids[s] for s in shown)]
@@ -214,7 +238,7 @@ def _samples_section(run_dir: Path) -> str | None:
                                         "</td>" for k in kinds) + "</tr>"
         for s in shown)
     note = f"<p>{len(shown)} of the {len(steps)} saved grids, evenly spaced.</p>" if len(shown) < len(steps) else ""
-    return f"{note}<table>{head}{rows}</table>"
+    return f"{note}<table>{head}{rows}</table>{strips}"
 
 
 def _metrics_section(run_dir: Path) -> str | None:

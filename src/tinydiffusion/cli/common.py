@@ -38,14 +38,19 @@ def output_path(path: str | None, suffixes: tuple[str, ...], flag: str = "--out"
 def add_condition_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="classes", type=int, nargs="+", metavar="ID",
                    help="class id(s) to generate; several ids are cycled over the samples (default: one row per class)")
-    p.add_argument("--context", action="append", metavar="V1,V2,...",
-                   help="a context vector such as '1,0,0.6,0,0' (repeat the flag for several; seed 002)")
+    p.add_argument("--context", action="append", metavar="V1,V2,...|NAME=V,...",
+                   help="a context vector such as '1,0,0.6,0,0', or the same mixture by the dataset's names, "
+                        "such as 'hero=1,food=0.6' (entries not named are 0); repeat the flag for several (seed 002)")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance weight w: eps_u + w (eps_c - eps_u); 1 = plain conditional")
 
 
-def conditions(args: argparse.Namespace, model_config: dict, n: int) -> tuple[torch.Tensor | None, int | None]:
-    """The per-sample conditions asked for on the command line, and the grid row length they suggest."""
+def conditions(args: argparse.Namespace, model_config: dict, n: int,
+               names: list[str] | None = None) -> tuple[torch.Tensor | None, int | None]:
+    """The per-sample conditions asked for on the command line, and the grid row length they suggest.
+
+    ``names`` are the dataset's class (context) names, for ``--context NAME=V,...``.
+    """
     num_classes = int(model_config.get("num_classes") or 0)
     context_dim = int(model_config.get("context_dim") or 0)
     if args.classes and args.context:
@@ -61,7 +66,7 @@ def conditions(args: argparse.Namespace, model_config: dict, n: int) -> tuple[to
         if not context_dim:
             kind = f"class ids 0..{num_classes - 1} (use --class)" if num_classes else "no conditions"
             raise UserError(f"--context was given but this model takes {kind}")
-        rows = torch.stack([parse_context(c, context_dim) for c in args.context])
+        rows = torch.stack([parse_context(c, context_dim, names) for c in args.context])
         return rows.repeat(-(-n // len(rows)), 1)[:n], (None if len(rows) == 1 else len(rows))
     if args.guidance is not None and not (num_classes or context_dim):
         raise UserError("--guidance needs a conditional model; this one was trained without labels")

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
     start = time.perf_counter()
     x = generate(loaded.model, loaded.schedule, sample_shape(data), args.n, settings=settings,
-                 prediction=loaded.prediction, seed=args.seed, cond=cond, batch_size=args.batch_size, device=device)
+                 prediction=loaded.prediction, seed=args.seed, cond=cond, batch_size=args.batch_size, device=device,
+                 data_range=loaded.data_range)
     seconds = time.perf_counter() - start
     scores = evaluate_images(to_uint8(x), reference=args.reference or data["spec"], image_size=int(data["image_size"]),
                              labels=labels, extractor=args.features, seed=args.seed, device=device)

@@ -20,7 +20,8 @@ from ..viz.forward import forward_gif, forward_side_by_side
 from ..viz.gif import subsample_indices
 from ..viz.grid import labelled_grid, make_grid, save_image, to_uint8
 from ..viz.plots import schedule_plot
-from ..viz.scatter import forward_scatter_gif, reverse_scatter_gif, scatter_png
+from ..viz.scatter import forward_scatter_gif, forward_scatter_grid, reverse_scatter_gif, scatter_png, scatter_strip
+from ..viz.strip import IMAGE_COLUMNS, POINT_COLUMNS, reverse_strip, strip_indices
 from ..viz.trajectory import compare_samplers_figure, reverse_gif, x0_strip
 from .common import add_device, device_from
 
@@ -57,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         cond = None
     total = len(sampler_timesteps(loaded.schedule, settings.sampler, settings.steps, settings.spacing))
-    keep = set(subsample_indices(total, 40))
+    points = dataset.kind == "points"
+    columns = POINT_COLUMNS if points else IMAGE_COLUMNS
+    keep = set(subsample_indices(total, 40)) | set(strip_indices(total, columns))
     steps: list[SamplerStep] = []
 
     def callback(step: SamplerStep) -> None:
@@ -66,14 +69,19 @@ def run(args: argparse.Namespace) -> int:
 
     n = len(cond) if cond is not None else per * per
     x = generate(loaded.model, loaded.schedule, shape, n, settings=settings, prediction=loaded.prediction,
-                 seed=args.seed, cond=cond, batch_size=n, device=device, callback=callback)
+                 seed=args.seed, cond=cond, batch_size=n, device=device, callback=callback,
+                 data_range=loaded.data_range)
     if dataset.kind == "points":
         points = torch.from_numpy(dataset.points)
         media["dataset"] = scatter_png(points, media_dir / "dataset.png", title=dataset.name)
         media["per_class"] = scatter_png(x, media_dir / "samples.png", title="samples")
+        noise = SeededNoise.range(args.seed, len(points))
         media["forward_scatter"] = forward_scatter_gif(loaded.schedule.to("cpu"), points, media_dir / "forward.gif",
-                                                       generator=SeededNoise.range(args.seed, len(points)))
+                                                       generator=noise)
+        media["forward_panels"] = forward_scatter_grid(loaded.schedule.to("cpu"), points,
+                                                       media_dir / "forward-panels.png", generator=noise)
         media["reverse_scatter"] = reverse_scatter_gif(steps, media_dir / "reverse.gif")
+        media["reverse_strip"] = scatter_strip(steps, media_dir / "reverse-strip.png", columns)
     else:
         rows, names = examples_per_class(dataset, per_class=8, seed=args.seed)
         media["dataset"] = save_image(labelled_grid(list(rows), names, scale=2), media_dir / "dataset.png")
@@ -94,13 +102,15 @@ def run(args: argparse.Namespace) -> int:
             media_dir / "forward-side-by-side.png")
         media["reverse"] = reverse_gif(steps, media_dir / "reverse.gif", nrow=per)
         media["x0_strip"] = x0_strip(steps, media_dir / "x0-strip.png")
+        media["reverse_strip"] = reverse_strip(steps, media_dir / "reverse-strip.png", columns, rows=4)
         if args.compare:
             compare = {}
             for name in ("ddpm", "ddpm-no-noise"):
                 s = dataclasses.replace(settings, sampler=name, steps=None)
                 compare[name] = generate(loaded.model, loaded.schedule, shape, min(n, 16), settings=s,
                                          prediction=loaded.prediction, seed=args.seed,
-                                         cond=cond[:16] if cond is not None else None, device=device)
+                                         cond=cond[:16] if cond is not None else None, device=device,
+                                         data_range=loaded.data_range)
             media["compare_samplers"] = compare_samplers_figure(compare, media_dir / "compare.png")
     path = write_report(run_dir, media)
     print(f"wrote {path}", file=sys.stderr)

@@ -18,12 +18,14 @@ from ..samplers.ancestral import VARIANCES
 from ..samplers.common import SPACINGS
 from ..viz.gif import subsample_indices
 from ..viz.grid import make_grid, save_image, to_uint8
-from ..viz.scatter import reverse_scatter_gif, scatter_png
+from ..viz.scatter import reverse_scatter_gif, scatter_png, scatter_strip
+from ..viz.strip import IMAGE_COLUMNS, POINT_COLUMNS, reverse_strip, strip_indices
 from ..viz.trajectory import reverse_gif, x0_strip
 from .common import add_condition_flags, add_device, conditions, device_from, output_path
 
 HELP = "draw samples from a trained run"
 GIF_FRAMES = 60
+STRIP_ROWS = 8  #: samples (rows) in an image --strip
 
 
 def add_sampler_flags(p: argparse.ArgumentParser) -> None:
@@ -45,7 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=64, help="number of samples")
     p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (arrays images, labels/contexts)")
     p.add_argument("--gif", help="also write the reverse process of the samples as FILE.gif")
+    p.add_argument("--gif-frames", type=int, default=GIF_FRAMES,
+                   help="frames of the --gif, evenly spaced over the chain (seed 003: 100)")
     p.add_argument("--x0-strip", help="also write x_t beside the predicted x0 at a few steps (seed 001) as FILE.png")
+    p.add_argument("--strip", help="also write the reverse chain at evenly spaced steps in one row per sample "
+                                   f"(the first {STRIP_ROWS}) as FILE.png: seed 000's strip; for 2-D points one row "
+                                   "of scatter panels, each with its own axes (seed 004)")
+    p.add_argument("--strip-columns", type=int,
+                   help=f"columns of the --strip (default {IMAGE_COLUMNS} for images as seed 000, "
+                        f"{POINT_COLUMNS} for 2-D points as seed 004)")
     add_condition_flags(p)
     add_sampler_flags(p)
 
@@ -80,19 +90,30 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, (".png", ".npz"))
     gif = output_path(args.gif, (".gif",), "--gif")
     strip = output_path(args.x0_strip, (".png",), "--x0-strip")
+    chain = output_path(args.strip, (".png",), "--strip")
     check_batch_size(args)
+    if args.gif_frames < 2:
+        raise UserError(f"--gif-frames must be at least 2 (the noise and the sample), got {args.gif_frames}")
+    if args.strip_columns is not None and args.strip_columns < 1:
+        raise UserError(f"--strip-columns must be at least 1, got {args.strip_columns}")
     device = device_from(args)
     loaded = load_model(args.run, device)
     settings = settings_from(args, loaded)
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n)
+    cond, per_row = conditions(args, loaded.meta["model_config"], args.n, loaded.meta["data"].get("class_names"))
     data = loaded.meta["data"]
     shape = sample_shape(data)
+    points = data.get("kind") == "points"
+    if points and strip:
+        raise UserError("--x0-strip draws images; this run generates 2-D points (use --strip)")
+    columns = args.strip_columns or (POINT_COLUMNS if points else IMAGE_COLUMNS)
     steps: list[SamplerStep] = []
     callback = None
-    if gif or strip:
+    if gif or strip or chain:
         total = _steps(loaded, settings)
-        keep = set(subsample_indices(total, GIF_FRAMES))
+        keep = set(subsample_indices(total, args.gif_frames))
         keep.update({0, total - 1})
+        if chain:
+            keep.update(strip_indices(total, columns))
 
         def callback(step: SamplerStep) -> None:
             if step.index in keep:
@@ -101,17 +122,22 @@ def run(args: argparse.Namespace) -> int:
 
     batch = args.n if callback is not None else args.batch_size  # one chunk, so the trajectory is whole
     x = generate(loaded.model, loaded.schedule, shape, args.n, settings=settings, prediction=loaded.prediction,
-                 seed=args.seed, cond=cond, batch_size=batch, device=device, callback=callback)
+                 seed=args.seed, cond=cond, batch_size=batch, device=device, callback=callback,
+                 data_range=loaded.data_range)
     write_samples(out, x, cond, data, per_row)
-    if data.get("kind") == "points":
+    if points:
         if gif:
-            reverse_scatter_gif(steps, gif)
+            reverse_scatter_gif(steps, gif, max_frames=args.gif_frames)
+        if chain:
+            scatter_strip(steps, chain, columns)
     else:
         if gif:
-            reverse_gif(steps, gif, nrow=per_row)
+            reverse_gif(steps, gif, nrow=per_row, max_frames=args.gif_frames)
         if strip:
             x0_strip(steps, strip)
-    made = ", ".join(str(p) for p in (out, gif, strip) if p is not None)
+        if chain:
+            reverse_strip(steps, chain, columns, rows=STRIP_ROWS)
+    made = ", ".join(str(p) for p in (out, gif, strip, chain) if p is not None)
     print(f"wrote {made} ({args.n} samples, {settings.sampler}, "
           f"{SAMPLERS[settings.sampler].network_calls(_steps(loaded, settings))} network calls)",
           file=sys.stderr)

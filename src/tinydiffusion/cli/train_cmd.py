@@ -47,9 +47,9 @@ def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
             raise UserError(f"--out {out} is a file; give a folder for the run")
         if not resume and _holds_run(path):
             raise UserError(f"{path} already holds a run; add --resume to continue it or choose another --out")
-        if not path.parent.exists():
-            raise UserError(f"--out {out}: the folder {path.parent} does not exist")
-        return path
+        if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+            raise UserError(f"--out {out}: a file stands where a folder of the path should be")
+        return path  # missing folders on the way are created when training starts
     base = RUNS / recipe
     if resume:
         return base

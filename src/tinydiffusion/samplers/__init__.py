@@ -8,6 +8,7 @@
 | ``euler``     | Euler on Karras σ's (Karras et al. 2022)           | n             | no         |
 | ``heun``      | Heun on Karras σ's (Karras et al. 2022)            | 2n − 1        | no         |
 | ``ddpm-no-noise`` | seed 002's "incorrect" DDPM without noise (demo) | n           | no         |
+| ``ddpm-off-by-one`` | seed 000's DDPM with σ_t = √β_{t−1} (demo)     | n             | yes        |
 | ``x0-step``   | seed 001: step 1/(n−i) towards x̂_0 (demo)          | n             | no         |
 """
 
@@ -55,6 +56,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "ddpm-no-noise": SamplerSpec(ancestral.ddpm_no_noise, "seed 002's incorrect DDPM without added noise (a demo)", None),
     "x0-step": SamplerSpec(x0_step.x0_step, "seed 001: move 1/(n-i) towards the predicted image (x0 models)", 5,
                            start="uniform"),
+    "ddpm-off-by-one": SamplerSpec(ancestral.ddpm_off_by_one, "seed 000's DDPM whose noise is sqrt(beta[t-1]), "
+                                   "an off-by-one (a demo)", None),
 }
 
 
@@ -81,19 +84,21 @@ def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None =
 
 
 def initial_noise(sampler: str, shape: Sequence[int], generator: torch.Generator | SeededNoise | None = None,
-                  device: torch.device | str = "cpu") -> Tensor:
-    """x_T for ``sampler``: N(0, I), or U(−1, 1) for seed 001's x0-step sampler.
+                  device: torch.device | str = "cpu", value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """x_T for ``sampler``: N(0, I), or for seed 001's x0-step sampler uniform over the data's ``value_range``.
 
-    With :class:`SeededNoise`, ``shape`` is per sample and row i depends only on seed i.
+    (U(−1, 1) by default; U(0, 1) for seed 001's own [0, 1] data, where the course starts.) With
+    :class:`SeededNoise`, ``shape`` is per sample and row i depends only on seed i.
     """
     uniform = _spec(sampler).start == "uniform"
+    low, high = value_range
     if isinstance(generator, SeededNoise):
         g = generator.to(device)
-        x = g.rand(shape, INITIAL_NOISE) * 2 - 1 if uniform else g.randn(shape, INITIAL_NOISE)
+        x = g.rand(shape, INITIAL_NOISE) * (high - low) + low if uniform else g.randn(shape, INITIAL_NOISE)
         return x
     gen_device = generator.device if generator is not None else device
     if uniform:
-        return (torch.rand(tuple(shape), generator=generator, device=gen_device) * 2 - 1).to(device)
+        return (torch.rand(tuple(shape), generator=generator, device=gen_device) * (high - low) + low).to(device)
     return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
 
 

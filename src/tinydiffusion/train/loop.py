@@ -25,11 +25,12 @@ from ..config import TrainConfig, dumps
 from ..data import make_batches
 from ..errors import UserError
 from ..rng import BatchRandom, SeededNoise
+from ..value_range import parse_range
 from .distributed import Dist, all_mean, any_flag, init_distributed, shutdown
 from .ema import EMA
 from .logger import RunLogger
 from .lr import lr_multiplier
-from .preview import write_preview
+from .preview import PreviewAbandoned, Previews, write_preview
 from .setup import RunParts, resolve_device, setup_run
 
 
@@ -137,11 +138,12 @@ class Trainer:
                         enabled=self.d.is_main)
         if self.d.is_main:
             ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
-        preview_every = cfg.preview.every or max(1, total // 4)
+        self.previews = Previews(p, log.write)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
         batches = make_batches(p.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
                                condition=p.condition, hflip=cfg.data.hflip, rank=self.d.rank,
-                               world_size=self.d.world_size, start_step=self.step)
+                               world_size=self.d.world_size, start_step=self.step,
+                               value_range=parse_range(cfg.data.range))
         health = torch.zeros(2, device=self.device)  # running sums of loss and gradient norm since the last log
         window_start, window_steps = time.perf_counter(), 0
         self.net.train()
@@ -167,7 +169,7 @@ class Trainer:
                     if self.step % ckpt_every == 0 or last:
                         self._check_health(health)
                         self._save()
-                    if self.d.is_main and (self.step % preview_every == 0 or last):
+                    if self.d.is_main and self.previews.due(self.step):
                         self._preview()
                     stop = self._stop_signal is not None
                     if self.d.enabled and (self.step % cfg.log.every == 0):
@@ -247,7 +249,8 @@ class Trainer:
             "prediction": "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction,
             "objective": cfg.objective.kind,
             "data": {"spec": cfg.data.spec, "kind": ds.kind, "condition": p.condition,
-                     "class_names": ds.class_names, **ds.facts(p.condition)},
+                     "class_names": ds.class_names, "range": list(parse_range(cfg.data.range)),
+                     **ds.facts(p.condition)},
             "sample": dataclasses.asdict(cfg.sample),
             "recipe": cfg.recipe,
             "step": self.step,
@@ -273,14 +276,22 @@ class Trainer:
         return path
 
     def _preview(self) -> None:
+        """Preview grids of the EMA (and raw) weights; a stop signal abandons them between sampler steps."""
         models = {"": self.ema.model} if self.ema is not None else {"": self.model}
         if self.ema is not None and self.cfg.preview.raw:
             models["-raw"] = self.model
-        for suffix, model in models.items():
-            was_training = model.training
-            model.eval()
-            write_preview(model, self.p, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png")
-            model.train(was_training)
+        with self.previews.timed():
+            for suffix, model in models.items():
+                was_training = model.training
+                model.eval()
+                try:
+                    write_preview(model, self.p, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
+                                  settings=self.previews.settings, should_stop=lambda: self._stop_signal is not None,
+                                  strip=0 if suffix else self.cfg.preview.strip)
+                except PreviewAbandoned:
+                    return
+                finally:
+                    model.train(was_training)
 
     @contextlib.contextmanager
     def _signals(self):
