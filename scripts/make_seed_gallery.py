@@ -5,8 +5,12 @@
 Expects ``RUNS/<recipe>`` for the runs it draws from (train them first, e.g.
 ``tinydiffusion train --recipe s-curve-fast --out runs/s-curve-fast``): dli-fashion16, hf-mnist-basic,
 hf-mnist-unet2d-fast, dlai-tiles-fast, pulfer-mnist-fast and s-curve-fast. Every picture is one
-``tinydiffusion`` command (printed as it runs), except the "through training" figures, which stack
-the strips a run saved with its previews (``samples/step-*-strip.png``, what ``report.html`` shows).
+``tinydiffusion`` command (printed as it runs), except the "through training" figures, which lay out
+what a run saved with its previews (``samples/step-*.png`` and ``-strip.png``, what ``report.html``
+shows).
+Finally every picture is made small for the repository: PNGs at most ``MAX_WIDTH`` pixels wide with a
+palette of ``COLOURS`` colours (they hold few colours), GIF frames at most ``MAX_GIF_WIDTH`` wide with
+``GIF_COLOURS`` colours, each frame keeping its duration.
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ import shlex
 import sys
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from tinydiffusion.cli.main import main
 from tinydiffusion.viz.gif import subsample
 from tinydiffusion.viz.grid import image_table, save_image
 
 SEEDS = ("000", "001", "002", "003", "004")
+MAX_WIDTH = 1200
+COLOURS = 64
+MAX_GIF_WIDTH = 320
+GIF_COLOURS = 32
 
 
 def tool(*args: str) -> None:
@@ -41,6 +49,41 @@ def through_training(run: Path, path: Path, rows: int = 6) -> None:
     images = [Image.open(p).convert("RGB") for p in chosen]
     names = [f"step {int(p.name.split('-')[1]):,}" for p in chosen]
     save_image(image_table([[im] for im in images], names), path)
+
+
+def grids_through_training(run: Path, path: Path, count: int = 4) -> None:
+    """The preview grids a run wrote (EMA weights), ``count`` of them side by side, named by the step (seed 002)."""
+    grids = sorted(p for p in (run / "samples").glob("step-*.png") if p.stem.count("-") == 1)
+    if not grids:
+        raise SystemExit(f"{run} has no samples/step-*.png")
+    chosen = subsample(grids, count)
+    images = [Image.open(p).convert("RGB") for p in chosen]
+    save_image(image_table([images], None, [f"step {int(p.stem.split('-')[1]):,}" for p in chosen]), path)
+
+
+def shrink(path: Path) -> None:
+    """Rewrite a PNG at most MAX_WIDTH wide, with a COLOURS-colour palette, optimised."""
+    with Image.open(path) as im:
+        image = im.convert("RGB")
+    if image.width > MAX_WIDTH:
+        image = image.resize((MAX_WIDTH, round(image.height * MAX_WIDTH / image.width)), Image.Resampling.LANCZOS)
+    image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+
+
+def shrink_gif(path: Path) -> None:
+    """Rewrite a GIF with frames at most MAX_GIF_WIDTH wide and GIF_COLOURS colours, durations kept."""
+    frames, durations = [], []
+    with Image.open(path) as im:
+        loop = im.info.get("loop", 0)
+        for frame in ImageSequence.Iterator(im):
+            durations.append(frame.info.get("duration", 100))
+            image = frame.convert("RGB")
+            if image.width > MAX_GIF_WIDTH:
+                size = (MAX_GIF_WIDTH, round(image.height * MAX_GIF_WIDTH / image.width))
+                image = image.resize(size, Image.Resampling.LANCZOS)
+            frames.append(image.quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT,
+                                         dither=Image.Dither.NONE))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=loop, optimize=True)
 
 
 def seed_000(runs: Path, out: Path) -> None:
@@ -67,6 +110,7 @@ def seed_001(runs: Path, out: Path) -> None:
 
 def seed_002(runs: Path, out: Path) -> None:
     run = runs / "dlai-tiles-fast"
+    grids_through_training(run, out / "002-training.png")
     tool("sample", str(run), "-n", "36", "--out", str(out / "002-per-class.png"), "--gif",
          str(out / "002-reverse.gif"))
     tool("sample", str(run), "-n", "16", "--context", "hero=1", "--context", "hero=1,spell_icon=0.6",
@@ -91,7 +135,7 @@ def seed_004(runs: Path, out: Path) -> None:
     tool("show", "forward", "--recipe", "s-curve", "--out", str(out / "004-forward-whole.png"))
     through_training(run, out / "004-training.png", rows=5)
     tool("sample", str(run), "-n", "2000", "--out", str(out / "004-samples.png"), "--strip",
-         str(out / "004-strip.png"), "--gif", str(out / "004-reverse.gif"), "--gif-frames", "50")
+         str(out / "004-strip.png"), "--gif", str(out / "004-reverse.gif"), "--gif-frames", "16")
 
 
 def main_() -> None:
@@ -105,6 +149,10 @@ def main_() -> None:
     makers = {"000": seed_000, "001": seed_001, "002": seed_002, "003": seed_003, "004": seed_004}
     for seed in args.only or SEEDS:
         makers[seed](Path(args.runs), out)
+        for path in sorted(out.glob(f"{seed}-*.png")):
+            shrink(path)
+        for path in sorted(out.glob(f"{seed}-*.gif")):
+            shrink_gif(path)
 
 
 if __name__ == "__main__":

@@ -105,8 +105,8 @@ def test_s_curve_fast_samples_lie_on_the_s(tmp_path: Path) -> None:
                  "--set", "preview.n=10", "--set", "preview.strip=0", *QUICK]) == 0
     loaded = checkpoint.load_model(run)
     x = generate(loaded.model, loaded.schedule, (2,), 1000, settings=SampleSettings.from_dict(loaded.meta["sample"]))
-    near = curve_distance(x.numpy()) < 5 * NOISE_WIDTH
-    assert near.mean() > 0.5, f"only {near.mean():.0%} of the samples lie within 5 noise widths of the S"
+    near = curve_distance(x.numpy()) < 4 * NOISE_WIDTH  # 59 % after these 1,500 steps, 87 % after the recipe's 8,000
+    assert near.mean() > 0.5, f"only {near.mean():.0%} of the samples lie within 4 noise widths of the S"
 
 
 # ------------------------------------------------------------------------------------- seed 000's slip

@@ -136,7 +136,7 @@ def reverse_scatter_gif(steps: Sequence[SamplerStep], path: str | Path, *, max_f
 
 
 def scatter_panels_figure(point_sets: Sequence[Tensor | np.ndarray], titles: Sequence[str], ncols: int, *,
-                          panel_in: float = 2.2, marker_size: float = 1.5) -> Figure:
+                          panel_in: float = 1.7, marker_size: float = 1.5) -> Figure:
     """Point sets in a grid of panels, row-major, ``ncols`` per row, each panel with its own axes (seed 004)."""
     sets = [_points(p) for p in point_sets]
     if not sets:
