@@ -219,3 +219,34 @@ def test_points_refuse_a_data_range(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert error == "data.range sets what pixels become; s-curve is a set of 2-D points, so leave it out"
     error = one_line_error(["train", "--out", str(tmp_path / "q"), "--set", "data.range=0,255"], capsys)
     assert error == "data.range must be one of '-1,1', '0,1', got '0,255'"
+
+
+@pytest.fixture(scope="module")
+def points_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "points"
+    assert main(["train", "--recipe", "s-curve", "--out", str(out), "--steps", "1", "--set", "preview.n=10",
+                 "--set", "preview.strip=0", *QUICK]) == 0
+    return out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sample", "{points}", "--out", "{tmp}/p.png", "--x0-strip", "{tmp}/x.png"],
+     "--x0-strip draws images; this run generates 2-D points (use --strip)"),
+    (["sample", "{points}", "--out", "{tmp}/p.png", "--gif", "{tmp}/p.gif", "--gif-frames", "1"],
+     "--gif-frames must be at least 2 (the noise and the sample), got 1"),
+    (["sample", "{points}", "--out", "{tmp}/p.png", "--strip", "{tmp}/s.png", "--strip-columns", "0"],
+     "--strip-columns must be at least 1, got 0"),
+    (["show", "forward", "--recipe", "s-curve", "--at", "0,100", "--out", "{tmp}/f.png"],
+     "--at timesteps must lie in 0..99 (the schedule has T=100), got '0,100'"),
+    (["show", "forward", "--data", "fashion-mnist-mini", "--at", "0,1", "--out", "{tmp}/f.png"],
+     "--at chooses the panels of a 2-D set; for images use --style percent or side-by-side"),
+    (["show", "corrupt", "{images}", "--out", "{tmp}/c.png"],
+     "{images} was trained with the diffusion objective; show corrupt needs a run of seed 001's corrupt objective "
+     "(tinydiffusion train --recipe hf-mnist-basic)"),
+    (["show", "minmax", "{points}", "--out", "{tmp}/m.png"], "show minmax draws images; this run generates 2-D points"),
+])
+def test_seed_figure_mistakes(args: list[str], message: str, points_run: Path, tiny_run: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture) -> None:
+    fill = {"points": str(points_run), "images": str(tiny_run), "tmp": str(tmp_path)}
+    error = one_line_error([a.format(**fill) for a in args], capsys)
+    assert error == message.format(**fill)
