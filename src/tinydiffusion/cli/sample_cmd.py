@@ -36,7 +36,8 @@ def add_sampler_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spacing", choices=list(SPACINGS), help="where the steps sit among the training timesteps")
     p.add_argument("--variance", choices=list(VARIANCES), help="DDPM: sigma^2 = beta_tilde (posterior) or beta")
     p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
-                   help="clamp the predicted clean image to [-1, 1] at every step")
+                   help="clamp the predicted clean image to the data's range at every step ([-1, 1]; [0, 1] for "
+                        "seed 001's hf-mnist-basic)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED+i (independent of batch size)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per network call")
     add_device(p)

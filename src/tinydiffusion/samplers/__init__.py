@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..rng import SeededNoise
 from ..schedule import NoiseSchedule
+from ..value_range import DEFAULT_RANGE
 from . import ancestral, ddim, dpm_solver, karras, x0_step
 from .common import (INITIAL_NOISE, SPACINGS, Callback, SamplerStep, check_timesteps, make_denoiser, make_noise,
                      spaced_timesteps)
@@ -84,7 +85,7 @@ def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None =
 
 
 def initial_noise(sampler: str, shape: Sequence[int], generator: torch.Generator | SeededNoise | None = None,
-                  device: torch.device | str = "cpu", value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+                  device: torch.device | str = "cpu", value_range: tuple[float, float] = DEFAULT_RANGE) -> Tensor:
     """x_T for ``sampler``: N(0, I), or for seed 001's x0-step sampler uniform over the data's ``value_range``.
 
     (U(−1, 1) by default; U(0, 1) for seed 001's own [0, 1] data, where the course starts.) With
