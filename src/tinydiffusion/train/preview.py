@@ -65,7 +65,7 @@ def preview_settings(parts: RunParts) -> SampleSettings:
     if p.sampler == "auto":
         if p.steps is None or network_calls(parts, run) <= p.steps:
             return run
-        return dataclasses.replace(run, sampler="ddim", steps=p.steps, eta=0.0)
+        return dataclasses.replace(run, sampler="ddim", steps=p.steps)  # the run's eta (0 unless it uses DDIM)
     if p.sampler not in SAMPLERS:
         raise UserError(f"preview.sampler must be auto or one of {', '.join(SAMPLERS)}, got {p.sampler!r}")
     if (cfg.objective.kind == "corrupt") != (p.sampler == "x0-step"):
