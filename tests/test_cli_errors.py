@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import TINY, tiny_args
-from tinydiffusion import checkpoint
+from tinydiffusion import checkpoint, files
 from tinydiffusion.cli.main import main
 
 
@@ -65,7 +65,9 @@ def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["train", "--steps", "1", "--set", "optim.lr=fast"], ["optim.lr: expected a number"]),
     (["train", "--steps", "1", "--data", "imagenet"], ["unknown dataset"]),
     (["train", "--steps", "1", "--data", "folder:/no/such/folder"], ["/no/such/folder"]),
-    (["train", "--steps", "1", "--batch-size", "6", "--set", "optim.grad_accum=4"], ["must divide the batch size"]),
+    (["train", "--steps", "1", "--batch-size", "6", "--set", "optim.grad_accum=4"],
+     ["batch size 6 does not split evenly over 1 process(es) × 4 accumulation steps (optim.grad_accum); "
+      "use a multiple of 4"]),
     (["train", "--steps", "1", "--device", "cuda"] if not torch.cuda.is_available() else ["train", "--device", "tpu"],
      ["cuda" if not torch.cuda.is_available() else "tpu"]),
     (["train", "--config", "/no/such.toml"], ["config file /no/such.toml does not exist"]),
@@ -113,16 +115,16 @@ def test_full_disk_keeps_previous_checkpoint(tmp_path: Path, capsys: pytest.Capt
     good = checkpoint.list_states(run)[-1][1].read_bytes()
     model_before = (run / "model.safetensors").read_bytes()
 
-    real_write = checkpoint._write_stream
+    real_write = files._write_stream
 
     def full_disk(f, data: bytes) -> None:  # noqa: ANN001
-        if "/.step-" not in f.name:  # config.toml and the like still fit; the checkpoint does not
+        if ".pt.tmp-" not in f.name:  # config.toml and the like still fit; the checkpoint does not
             return real_write(f, data)
         f.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
     capsys.readouterr()
-    monkeypatch.setattr(checkpoint, "_write_stream", full_disk)
+    monkeypatch.setattr(files, "_write_stream", full_disk)
     code, err = run_cli(tiny_args(run, 4) + ["--resume"], capsys)
     assert_one_line(code, err, "No space left on device", "previous checkpoint is intact")
     assert checkpoint.list_states(run)[-1][1].read_bytes() == good
@@ -222,6 +224,10 @@ def test_bad_output_path(tiny_run: Path, tmp_path: Path, out: str, needle: str, 
     (["--steps", "0"], "--steps must be at least 1"),
     (["--sampler", "x0-step"], "needs a model that predicts x0"),
     (["--class", "1", "--context", "1,0"], "not both"),
+    (["--sampler", "ddpm", "--eta", "0.5"],
+     "eta 0.5 does not apply to the ddpm sampler (only to ddim); leave eta out or choose another sampler"),
+    (["--sampler", "heun", "--spacing", "leading"], "spacing 'leading' does not apply to the heun sampler"),
+    (["--variance", "beta"], "variance 'beta' does not apply to the dpm++ sampler"),  # the run's own sampler
 ])
 def test_sampling_mistakes(tiny_run: Path, tmp_path: Path, extra: list[str], needle: str,
                            capsys: pytest.CaptureFixture) -> None:

@@ -13,11 +13,32 @@ from conftest import tiny_args
 from tinydiffusion.cli.main import main
 
 
+def pixels(path: Path) -> np.ndarray:
+    """A picture as a uint8 (H, W, C) array."""
+    with Image.open(path) as im:
+        a = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    return a[..., None] if a.ndim == 2 else a
+
+
+def grid_cells(path: Path, n: int, size: int, ncol: int, scale: int = 2, padding: int = 1) -> np.ndarray:
+    """The n images of a sample grid PNG (``make_grid`` layout), reduced back to (n, size, size, C)."""
+    a, step = pixels(path), size * scale + padding
+    return np.stack([a[padding + (k // ncol) * step:][:size * scale:scale, padding + (k % ncol) * step:]
+                     [:, :size * scale:scale] for k in range(n)])
+
+
+def assert_has_content(images: np.ndarray, min_std: float = 2.0) -> None:
+    """Every image varies: not one flat value (black, white, or the mid-grey a NaN sample becomes)."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    assert (flat.std(1) > min_std).all(), flat.std(1)
+
+
 def test_sample_npz(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.npz"
     assert main(["sample", str(tiny_run), "-n", "12", "--out", str(out), "--steps", "3"]) == 0
     d = np.load(out)
     assert d["images"].shape == (12, 16, 16, 1) and d["images"].dtype == np.uint8
+    assert_has_content(d["images"])
     assert d["labels"].dtype == np.int64 and d["labels"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     assert d["class_names"][0] == "T-shirt/top"
 
@@ -34,9 +55,15 @@ def test_sample_classes_are_cycled_and_seeds_do_not_depend_on_batch(tiny_run: Pa
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++", "heun", "euler", "ddpm-no-noise"])
 def test_every_sampler_from_the_cli(tiny_run: Path, tmp_path: Path, sampler: str) -> None:
-    out = tmp_path / f"{sampler}.png"
-    assert main(["sample", str(tiny_run), "-n", "4", "--sampler", sampler, "--steps", "3", "--out", str(out)]) == 0
-    assert Image.open(out).size[0] > 16
+    png, npz = tmp_path / f"{sampler}.png", tmp_path / f"{sampler}.npz"
+    common = ["sample", str(tiny_run), "-n", "4", "--sampler", sampler, "--steps", "3", "--class", "1", "3"]
+    assert main([*common, "--out", str(png)]) == 0
+    assert main([*common, "--out", str(npz)]) == 0
+    images = np.load(npz)["images"]
+    assert_has_content(images)
+    # the grid shows exactly those samples, 2× enlarged, two per row (one row per pair of --class ids)
+    assert pixels(png).shape == (2 * 32 + 3, 2 * 32 + 3, 1)
+    np.testing.assert_array_equal(grid_cells(png, 4, 16, ncol=2), images)
 
 
 def test_sample_gif_and_x0_strip(tiny_run: Path, tmp_path: Path) -> None:
@@ -45,7 +72,13 @@ def test_sample_gif_and_x0_strip(tiny_run: Path, tmp_path: Path) -> None:
                  "--gif", str(gif), "--x0-strip", str(strip)]) == 0
     with Image.open(gif) as im:
         assert im.n_frames >= 2
+        im.seek(0)
+        first = np.asarray(im.convert("L"), dtype=np.float64)
+        im.seek(im.n_frames - 1)
+        last = np.asarray(im.convert("L"), dtype=np.float64)
+    assert first.std() > 2 and last.std() > 2 and np.abs(first - last).mean() > 2  # x_T is not the sample
     assert Image.open(strip).size[1] > 16
+    assert_has_content(pixels(strip)[None])
 
 
 def test_context_sampling(tmp_path: Path) -> None:
@@ -58,6 +91,7 @@ def test_context_sampling(tmp_path: Path) -> None:
                  "--context", "0,0,0.6,0.4,0,0", "--guidance", "2"]) == 0
     d = np.load(out)
     assert d["images"].shape == (4, 16, 16, 3)
+    assert_has_content(d["images"])
     np.testing.assert_allclose(d["contexts"][1], [0, 0, 0.6, 0.4, 0, 0])
 
 
@@ -67,7 +101,8 @@ def test_points_run(tmp_path: Path) -> None:
                  "--set", "log.progress=false", "--set", "log.tensorboard=off"]) == 0
     out, gif = tmp_path / "p.npz", tmp_path / "p.gif"
     assert main(["sample", str(run), "-n", "50", "--out", str(out), "--gif", str(gif), "--steps", "10"]) == 0
-    assert np.load(out)["points"].shape == (50, 2)
+    points = np.load(out)["points"]
+    assert points.shape == (50, 2) and np.isfinite(points).all() and points.std(0).min() > 0.05
     assert Image.open(gif).n_frames > 1
 
 
@@ -82,13 +117,19 @@ def test_points_run(tmp_path: Path) -> None:
 ])
 def test_show(args: list[str], tmp_path: Path) -> None:
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 0
-    assert Image.open(tmp_path / "f.png").size[0] > 32
+    picture = pixels(tmp_path / "f.png")
+    assert picture.shape[1] > 32
+    assert_has_content(picture[None], min_std=10)
+    assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 16  # more than a few flat colours
 
 
 def test_show_samplers(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp.png"
     assert main(["show", "samplers", str(tiny_run), "-n", "4", "--steps", "4", "--out", str(out)]) == 0
-    assert Image.open(out).size[0] > 32
+    picture = pixels(out)
+    assert picture.shape[1] > 32
+    assert_has_content(picture[None], min_std=10)
+    assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 16
 
 
 def test_report_end_to_end(tmp_path: Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tinydiffusion.data import data_root, load_dataset
-from tinydiffusion.errors import UserError
+from tinydiffusion.data.dataset import Dataset
+from tinydiffusion.errors import DataWarning, UserError
 
 SPRITE_COUNTS = [8000, 32400, 6000, 35000, 8000]  # shared/data/README.md
 
@@ -137,3 +139,12 @@ def test_sprites_images_only_and_mismatched_labels(tmp_path):
         load_dataset(f"sprites:{images},{labels}")
     assert str(error.value) == (f"{labels}: 'labels' has shape (7, 5) but there are 10 images; "
                                 "give one (K,) context vector per image")
+
+
+def test_sparse_unnamed_labels_warn_and_named_ones_do_not() -> None:
+    images = np.zeros((3, 4, 4, 1), np.uint8)
+    with pytest.warns(DataWarning, match="the labels use 2 of the 51 class ids 0..50"):
+        Dataset("stray", images=images, labels=np.array([0, 0, 50]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Dataset("subset", images=images, labels=np.array([0, 0, 50]), class_names=[str(i) for i in range(51)])

@@ -145,7 +145,7 @@ def test_condition_modes():
 def test_batch_mistakes():
     with pytest.raises(UserError) as error:
         _take(1, world_size=3)
-    assert str(error.value) == "batch size 16 does not split evenly over 3 processes; use a multiple of 3"
+    assert str(error.value) == "batch size 16 does not split evenly over 3 process(es); use a multiple of 3"
     with pytest.raises(UserError) as error:
         _take(1, dataset=load_dataset("moons", n=20), hflip=True)
     assert str(error.value) == "hflip mirrors images; it does not apply to the 2-D point set 'moons'"

@@ -1,11 +1,15 @@
-"""Many processes (torchrun, gloo on CPU): the same loss trajectory as one process with the same global batch."""
+"""Many processes (gloo on CPU): the same run as one process with the same global batch — with gradient
+accumulation and dropout — and a stop signal to one process stops them all at the same step."""
 
 from __future__ import annotations
 
 import csv
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from tinydiffusion import checkpoint
 from tinydiffusion.cli.main import main
 
 STEPS = 4
+#: dropout and two accumulation steps: the masks and the micro-batches must not depend on the split
+EXACT = ("optim.lr_schedule=constant", "model.dropout=0.2")
 
 
 def losses(run: Path) -> list[float]:
@@ -27,17 +33,30 @@ def files(run: Path) -> set[str]:
     return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and "tb" not in p.parts}
 
 
-@pytest.mark.slow
-def test_two_processes_match_one(tmp_path: Path) -> None:
-    args = tiny_args(tmp_path / "ddp", STEPS, "optim.lr_schedule=constant")
+def torchrun(args: list[str], timeout: float = 300) -> tuple[int, str]:
+    """``torchrun --nproc_per_node 2 -m tinydiffusion ARGS`` in its own session: on a timeout the launcher and
+    both workers are killed together (killing the launcher alone would leave its workers running)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "tinydiffusion", *args], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("tinydiffusion train: quickstart ->") == 1, "only rank 0 talks"
-    assert "x 2 processes" in proc.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "tinydiffusion", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in {timeout} s:\n{err[-3000:]}")
+    return proc.returncode, err
 
-    assert main(tiny_args(tmp_path / "one", STEPS, "optim.lr_schedule=constant")) == 0
+
+@pytest.mark.slow
+def test_two_processes_with_accumulation_and_dropout_match_one(tmp_path: Path) -> None:
+    code, err = torchrun(tiny_args(tmp_path / "ddp", STEPS, *EXACT, "optim.grad_accum=2"))
+    assert code == 0, err[-3000:]
+    assert err.count("tinydiffusion train: quickstart ->") == 1, "only rank 0 talks"
+    assert "x 2 processes" in err
+
+    assert main(tiny_args(tmp_path / "one", STEPS, *EXACT)) == 0  # one process, one batch of 8 per step
     one, two = losses(tmp_path / "one"), losses(tmp_path / "ddp")
     assert len(one) == len(two) == STEPS
     assert one == pytest.approx(two, rel=1e-4, abs=1e-5)
@@ -49,3 +68,59 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
         assert torch.allclose(a[key], b[key], atol=1e-3), key
     # Only rank 0 writes: the run directory holds exactly what a one-process run holds.
     assert files(tmp_path / "ddp") == files(tmp_path / "one")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(args: list[str], world: int = 2) -> list[subprocess.Popen]:
+    """The processes torchrun would start, started here so that each one's pid and exit status are ours."""
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "tinydiffusion", *args], env=env, text=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
+    return procs
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_every_process_at_the_same_step(tmp_path: Path) -> None:
+    """The processes agree on a stop at every step, not only at the log steps (every 3rd here): a process
+    that stopped alone would wait forever in the checkpoint's collective while the others train on."""
+    run, every = tmp_path / "ddp", 3
+    logging = (*EXACT, f"log.every={every}", "log.checkpoint_every=100000")
+    procs = _launch(tiny_args(run, 100_000, *logging))
+    try:
+        start = time.time()
+        while not ((run / "log.csv").exists() and len(losses(run)) >= 1):
+            assert time.time() - start < 120 and all(p.poll() is None for p in procs), "training did not start"
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGTERM)  # not the main process: the one that saves must hear of it
+        errs = [p.communicate(timeout=60)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, errs
+    stopped = {line.split("stopped at step ", 1)[1].split("/", 1)[0] for e in errs for line in e.splitlines()
+               if "stopped at step" in line}
+    assert len(stopped) == 1, errs  # every process names the same step
+    step = int(stopped.pop())
+    assert [s for s, _ in checkpoint.list_states(run)] == [step]  # saved once, by rank 0
+    assert len(losses(run)) == step // every and "Traceback" not in "".join(errs)
+
+    # --resume (here in one process: N processes compute what one computes) continues exactly. Each row of
+    # log.csv is the mean over the steps since the row before, so the first row after the resume covers fewer
+    # steps than the uninterrupted run's; the rows before the stop and after that one must be equal.
+    total = (step // every + 3) * every
+    assert main(tiny_args(run, total, *logging) + ["--resume"]) == 0
+    assert main(tiny_args(tmp_path / "one", total, *logging)) == 0
+    resumed, one = losses(run), losses(tmp_path / "one")
+    assert len(resumed) == len(one) == total // every
+    keep = [i for i in range(len(one)) if not step < (i + 1) * every < step + every]
+    assert [resumed[i] for i in keep] == pytest.approx([one[i] for i in keep], rel=1e-4, abs=1e-5)

@@ -1,10 +1,11 @@
-"""Samplers driven by the exact optimal denoiser of a 5-point dataset must end on the data points."""
+"""Samplers driven by the exact optimal denoiser of a 5-point dataset must end on the data points,
+whichever of ε, x₀ or v the denoiser answers with."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from oracle_models import IdealDenoiser, spread_points, single_thread  # noqa: F401 (module fixture)
+from oracle_models import IdealDenoiser, alpha_bar_at, spread_points, single_thread  # noqa: F401 (module fixture)
 
 from tinydiffusion import NoiseSchedule, SeededNoise, sample
 from tinydiffusion.samplers import initial_noise
@@ -16,9 +17,35 @@ DENOISER = IdealDenoiser(SCHEDULE, POINTS)
 N = 64
 
 
+class IdealAs:
+    """The ideal denoiser as an x₀- or v-model: x̂₀ = E[x₀ | x_t], v̂ = √ᾱ ε̂ − √(1 − ᾱ) x̂₀ (Salimans & Ho 2022)."""
+
+    def __init__(self, prediction: str):
+        self.prediction = prediction
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        x0 = DENOISER.x0_hat(x, t)
+        if self.prediction == "x0":
+            return x0.to(x.dtype)
+        ab = alpha_bar_at(SCHEDULE, t).reshape(-1, *([1] * (x.dim() - 1)))
+        return (ab.sqrt() * DENOISER(x.double(), t) - (1 - ab).sqrt() * x0).to(x.dtype)
+
+
+MODELS = {"epsilon": DENOISER, "x0": IdealAs("x0"), "v": IdealAs("v")}
+
+
 def start(seed: int = 0) -> tuple[torch.Tensor, SeededNoise]:
     g = SeededNoise.range(seed, N)
     return initial_noise("ddim", SHAPE, g), g
+
+
+def test_the_three_parameterisations_agree():
+    x = torch.randn(50, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    t = torch.full((50,), 400)
+    ab = float(SCHEDULE.alpha_bar64[400])
+    eps, x0, v = (MODELS[p](x, t) for p in ("epsilon", "x0", "v"))
+    torch.testing.assert_close(ab**0.5 * x0 + (1 - ab) ** 0.5 * eps, x, rtol=0, atol=1e-9)  # x_t from (x̂₀, ε̂)
+    torch.testing.assert_close(ab**0.5 * x - (1 - ab) ** 0.5 * v, x0, rtol=0, atol=1e-9)  # x̂₀ = √ᾱ x_t − √(1−ᾱ) v̂
 
 
 def test_ideal_denoiser_is_the_posterior_mean():
@@ -45,9 +72,11 @@ def test_ideal_denoiser_is_the_posterior_mean():
     ("ddpm", None, {}, 2e-2),
     ("ddpm", None, dict(variance="beta"), 2e-2),
 ])
-def test_samplers_land_on_the_data_points(sampler, steps, kwargs, tol):
+@pytest.mark.parametrize("prediction", ["epsilon", "x0", "v"])
+def test_samplers_land_on_the_data_points(sampler, steps, kwargs, tol, prediction):
     x, g = start()
-    out = sample(DENOISER, SCHEDULE, x, sampler=sampler, steps=steps, generator=g, **kwargs)
+    out = sample(MODELS[prediction], SCHEDULE, x, sampler=sampler, steps=steps, generator=g, prediction=prediction,
+                 **kwargs)
     dist, nearest = DENOISER.distance_to_data(out)
     assert float(dist.max()) < tol, f"{sampler}: worst RMS distance {float(dist.max()):.3g}"
     # and the 64 samples spread over the points rather than collapsing onto one

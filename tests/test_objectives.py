@@ -9,11 +9,10 @@ import torch
 from oracle_models import single_thread  # noqa: F401 (module fixture)
 
 from tinydiffusion import NoiseSchedule, UserError
-from tinydiffusion.conditioning import (NULL_CLASS, check_classes, drop_condition, guidance_from_one_plus,
-                                        null_condition, parse_context)
-from tinydiffusion.objectives import (AMOUNT, NOISE, CorruptLoss, DiffusionLoss, antithetic_timesteps, min_snr_weight,
+from tinydiffusion.conditioning import NULL_CLASS, check_classes, drop_condition, null_condition, parse_context
+from tinydiffusion.objectives import (CorruptLoss, DiffusionLoss, antithetic_timesteps, min_snr_weight,
                                      prediction_target, split_prediction, uniform_timesteps)
-from tinydiffusion.rng import BatchRandom, SeededNoise
+from tinydiffusion.rng import BatchRandom, SeededNoise, Stream
 
 SCHEDULE = NoiseSchedule.linear(1000)
 
@@ -202,7 +201,7 @@ def test_corrupt_loss_is_seed_001_under_the_affine_map():
     x01 = torch.rand(6, 1, 5, 5, generator=torch.Generator().manual_seed(5))
     rng = batch_rng(6)
     loss = CorruptLoss(num_timesteps=1000)(our_net, x01 * 2 - 1, None, rng)
-    amount, noise01 = rng.rand((), AMOUNT), rng.rand((1, 5, 5), NOISE)  # the numbers the loss drew
+    amount, noise01 = rng.rand((), Stream.AMOUNT), rng.rand((1, 5, 5), Stream.NOISE)  # the numbers the loss drew
     noisy = seed_001_corrupt(x01, amount, noise01)
     torch.testing.assert_close(seen["y"], noisy * 2 - 1, rtol=0, atol=1e-6)
     torch.testing.assert_close(seen["t"], amount * 999, rtol=0, atol=1e-4)
@@ -221,7 +220,7 @@ def test_corrupt_loss_in_the_seeds_own_range_is_the_seed():
     x01 = torch.rand(6, 1, 5, 5, generator=torch.Generator().manual_seed(5))
     rng = batch_rng(6)
     loss = CorruptLoss(num_timesteps=1000, data_range=(0.0, 1.0))(seed_net, x01, None, rng)
-    noisy = seed_001_corrupt(x01, rng.rand((), AMOUNT), rng.rand((1, 5, 5), NOISE))
+    noisy = seed_001_corrupt(x01, rng.rand((), Stream.AMOUNT), rng.rand((1, 5, 5), Stream.NOISE))
     torch.testing.assert_close(seen["x"], noisy, rtol=0, atol=1e-6)
     torch.testing.assert_close(loss, (seed_net(noisy, None) - x01).square().flatten(1).mean(1), rtol=1e-6, atol=0)
 
@@ -236,7 +235,6 @@ def test_null_and_drop_condition():
     keep = torch.tensor([True, False, True])
     assert drop_condition(labels, keep).tolist() == [3, -1, 4]
     assert drop_condition(ctx, keep).tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]
-    assert guidance_from_one_plus(2.0) == 3.0
 
 
 def test_parse_context_and_check_classes():

@@ -12,7 +12,7 @@ from tinydiffusion import checkpoint
 from tinydiffusion.cli.main import main
 from tinydiffusion.config import recipe_names
 
-SEED_PARAMS = {  # the seeds' own parameter counts (DESIGN.md §1)
+SEED_PARAMS = {  # the seeds' own parameter counts (the README's 'Recipes' table)
     "hf-mnist-basic": 309_057,
     "pulfer-mnist": 606_852,
     "pulfer-fashion": 606_852,

@@ -11,8 +11,8 @@ from oracle_models import SmoothEps, single_thread  # noqa: F401 (module fixture
 
 from tinydiffusion import SAMPLERS, NoiseSchedule, SeededNoise, UserError, sample
 from tinydiffusion.samplers import initial_noise, sampler_timesteps, spaced_timesteps
-from tinydiffusion.rng import stream
-from tinydiffusion.samplers.common import STEP_NOISE, check_timesteps, make_denoiser
+from tinydiffusion.rng import Stream, stream
+from tinydiffusion.samplers.common import check_timesteps, make_denoiser
 from tinydiffusion.samplers.karras import karras_sigmas, karras_timesteps
 
 T = 1000
@@ -125,6 +125,17 @@ def test_check_timesteps_accepts_fractional_lists_where_allowed():
     (dict(sampler="x0-step"), "the x0-step sampler needs a model that predicts x0 (seed 001's corrupt objective)"),
     (dict(prediction="score"), "unknown prediction type 'score'; choose one of epsilon, x0, v"),
     (dict(guidance=3.0), "classifier-free guidance needs a condition (class labels or context vectors)"),
+    # an option the sampler does not use is refused, not ignored
+    (dict(sampler="ddpm", eta=0.5),
+     "eta 0.5 does not apply to the ddpm sampler (only to ddim); leave eta out or choose another sampler"),
+    (dict(sampler="dpm++", variance="beta"),
+     "variance 'beta' does not apply to the dpm++ sampler (only to ddpm); leave variance out or choose another sampler"),
+    (dict(sampler="heun", spacing="leading"),
+     "spacing 'leading' does not apply to the heun sampler (only to ddpm, ddim, dpm++, ddpm-no-noise, "
+     "ddpm-off-by-one); leave spacing out or choose another sampler"),
+    (dict(sampler="ddpm-no-noise", variance="beta"),
+     "variance 'beta' does not apply to the ddpm-no-noise sampler (only to ddpm); leave variance out or choose "
+     "another sampler"),
 ])
 def test_sample_user_errors(kwargs, message):
     with pytest.raises(UserError) as info:
@@ -132,21 +143,38 @@ def test_sample_user_errors(kwargs, message):
     assert str(info.value) == message
 
 
+def test_options_at_their_defaults_are_accepted_by_every_sampler():
+    """A caller that always passes the defaults (a run's [sample] section) is not refused."""
+    for name in ("ddpm", "ddim", "dpm++", "euler", "heun", "ddpm-no-noise"):
+        sample(MODEL, SCHEDULE, x_T(), sampler=name, steps=2, eta=0.0, variance="beta_tilde", spacing="trailing",
+               generator=SeededNoise.range(0, 4))
+
+
+def test_a_runs_settings_for_another_sampler_drop_out():
+    """A run saved with DDIM's eta = 0.5 sampled with --sampler ddpm: the eta is the run's, not the user's."""
+    from tinydiffusion.generate import SampleSettings, generate
+    settings = SampleSettings(sampler="ddpm", steps=4, eta=0.5, variance="beta", spacing="leading")
+    assert settings.sampler_options() == {"spacing": "leading", "variance": "beta"}
+    assert SampleSettings(sampler="heun", eta=0.5, spacing="leading").sampler_options() == {}
+    x = generate(MODEL, SCHEDULE, (1, 4, 4), 3, settings=settings)
+    assert x.shape == (3, 1, 4, 4) and bool(x.isfinite().all())
+
+
 def test_default_timesteps_of_each_sampler():
     assert sampler_timesteps(SCHEDULE, "ddpm") == list(range(999, -1, -1))
-    assert sampler_timesteps(SCHEDULE, "ddim") == spaced_timesteps(T, 50, "trailing")
-    assert sampler_timesteps(SCHEDULE, "dpm++", 10, spacing="leading") == spaced_timesteps(T, 10, "leading")
+    assert sampler_timesteps(SCHEDULE, "ddim") == list(range(999, 0, -20))  # 50 steps, trailing: T(50 − k)/50 − 1
+    assert sampler_timesteps(SCHEDULE, "dpm++", 10, spacing="leading") == list(range(900, -1, -100))
     assert sampler_timesteps(SCHEDULE, "x0-step") == [999 * (1 - i / 5) for i in range(5)]
-    assert sampler_timesteps(SCHEDULE, "heun") == karras_timesteps(SCHEDULE, 10)
-    assert {name: spec.network_calls(10) for name, spec in SAMPLERS.items()} == {
-        "ddpm": 10, "ddim": 10, "dpm++": 10, "euler": 10, "heun": 19, "ddpm-no-noise": 10, "x0-step": 10,
-        "ddpm-off-by-one": 10}
+    heun = sampler_timesteps(SCHEDULE, "heun")  # 10 Karras levels from σ_max (t = T − 1) to σ_min (t = 0)
+    assert len(heun) == 10 and heun[0] == pytest.approx(999, abs=1e-9) and heun[-1] == pytest.approx(0, abs=1e-9)
+    assert all(a > b for a, b in zip(heun, heun[1:]))
 
 
 def test_karras_levels_are_edm_eq_5_and_equal_diffusers():
     from diffusers import EulerDiscreteScheduler
     sig = karras_sigmas(SCHEDULE, 10)
-    s_max, s_min, rho = float(SCHEDULE.sigmas[-1]), float(SCHEDULE.sigmas[0]), 7.0
+    ab = SCHEDULE.alpha_bar64.tolist()  # σ = √((1 − ᾱ)/ᾱ) in float64, at the two ends of the trained range
+    s_max, s_min, rho = math.sqrt((1 - ab[-1]) / ab[-1]), math.sqrt((1 - ab[0]) / ab[0]), 7.0
     expect = [(s_max ** (1 / rho) + i / 9 * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho for i in range(10)]
     assert sig == pytest.approx(expect, rel=1e-12)
     theirs = EulerDiscreteScheduler(T, trained_betas=SCHEDULE.betas64.numpy(), use_karras_sigmas=True)
@@ -171,6 +199,22 @@ def test_euler_equals_diffusers_euler_on_karras_sigmas():
     torch.testing.assert_close(ours, y, rtol=0, atol=1e-4)  # their float32 σ table moves t by < 1e-2
 
 
+def test_heun_equals_diffusers_heun_on_karras_sigmas():
+    """diffusers' HeunDiscreteScheduler takes each step in two calls (Euler, then the averaged slope), and its
+    last step to σ = 0 is a plain Euler step: EDM Algorithm 1 without churn, what ours does in one loop."""
+    from diffusers import HeunDiscreteScheduler
+    theirs = HeunDiscreteScheduler(T, trained_betas=SCHEDULE.betas64.numpy(), use_karras_sigmas=True)
+    theirs.set_timesteps(8)
+    x = x_T()
+    y = x * theirs.init_noise_sigma
+    for t in theirs.timesteps:
+        y = theirs.step(MODEL(theirs.scale_model_input(y, t), t.expand(4)), t, y).prev_sample
+    counting = SmoothEps(SCHEDULE)
+    ours = sample(counting, SCHEDULE, x, sampler="heun", steps=8)
+    assert counting.calls == len(theirs.timesteps) == 15
+    torch.testing.assert_close(ours, y, rtol=0, atol=1e-4)
+
+
 # ------------------------------------------------------------------------------------- previous timestep
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
@@ -191,7 +235,7 @@ def test_previous_timestep_is_always_the_next_list_entry(sampler):
             beta = 1 - ab / ab_prev
             mean = (math.sqrt(ab_prev) * beta * st.x0_hat + math.sqrt(1 - beta) * (1 - ab_prev) * st.x_t) / (1 - ab)
             sigma = math.sqrt((1 - ab_prev) / (1 - ab) * beta)  # β̃' (the default variance)
-            z = SeededNoise.range(0, 4).randn((1, 4, 4), stream(STEP_NOISE, i))  # step i's per-sample noise
+            z = SeededNoise.range(0, 4).randn((1, 4, 4), stream(Stream.STEP_NOISE, i))  # step i's per-sample noise
             if i + 1 < len(ts):
                 torch.testing.assert_close(st.x_next, mean + sigma * z, rtol=0, atol=1e-5)
             else:
@@ -206,8 +250,9 @@ def test_previous_timestep_is_always_the_next_list_entry(sampler):
 def test_callback_sees_every_step_chained(sampler, steps):
     seen = []
     x = x_T()
-    out = sample(MODEL, SCHEDULE, x, sampler=sampler, steps=steps, eta=0.5, callback=seen.append,
-                 generator=SeededNoise.range(0, 4))
+    options = {"eta": 0.5} if sampler == "ddim" else {}
+    out = sample(MODEL, SCHEDULE, x, sampler=sampler, steps=steps, callback=seen.append,
+                 generator=SeededNoise.range(0, 4), **options)
     assert [s.index for s in seen] == list(range(steps))
     assert [s.t for s in seen] == pytest.approx([float(t) for t in sampler_timesteps(SCHEDULE, sampler, steps)])
     torch.testing.assert_close(seen[0].x_t, x, rtol=0, atol=1e-6)
@@ -217,10 +262,14 @@ def test_callback_sees_every_step_chained(sampler, steps):
     assert all(s.x0_hat.shape == x.shape for s in seen)
 
 
-def test_heun_network_calls_match_the_spec():
+@pytest.mark.parametrize("sampler, calls", [("ddpm", 6), ("ddim", 6), ("dpm++", 6), ("euler", 6), ("heun", 11),
+                                            ("ddpm-no-noise", 6), ("x0-step", 6)])
+def test_network_calls_are_what_the_spec_says(sampler, calls):
+    """What the CLI prints and eval reports as the cost: counted, not restated (Heun: 2n − 1)."""
     counting = SmoothEps(SCHEDULE)
-    sample(counting, SCHEDULE, x_T(), sampler="heun", steps=6)
-    assert counting.calls == SAMPLERS["heun"].network_calls(6) == 11
+    sample(counting, SCHEDULE, x_T(), sampler=sampler, steps=6, prediction="x0" if sampler == "x0-step" else "epsilon",
+           generator=SeededNoise.range(0, 4))
+    assert counting.calls == SAMPLERS[sampler].network_calls(6) == calls
 
 
 # ------------------------------------------------------------------------------------- per-sample seeds
@@ -342,6 +391,16 @@ def test_clip_x0_clamps_and_keeps_the_pair_consistent():
     torch.testing.assert_close(math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps, x, rtol=0, atol=1e-5)
     x0_r, _ = make_denoiser(wide, clip_x0=(-0.5, 0.5))(x, 700, ab)
     assert float(x0_r.abs().max()) == 0.5
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_samplers_never_read_a_device_table(sampler):
+    """Per-step coefficients come from the float64 CPU tables: a schedule whose float32 tables live on the
+    ``meta`` device (no data to read back, as a GPU table would need a host sync per step) samples all the same."""
+    prediction = "x0" if sampler == "x0-step" else "epsilon"
+    kwargs = dict(sampler=sampler, steps=3, prediction=prediction, generator=SeededNoise.range(0, 4))
+    on_meta = sample(MODEL, SCHEDULE.to("meta"), x_T(), **kwargs)
+    torch.testing.assert_close(on_meta, sample(MODEL, SCHEDULE, x_T(), **kwargs), rtol=0, atol=0)
 
 
 def test_float64_sampling_stays_float64():

@@ -380,16 +380,15 @@ def test_dpmpp_2m_equals_diffusers(n):
 
 @pytest.mark.parametrize("sampler, eta", [("ddpm", 0.0), ("ddim", 0.5)])
 def test_public_sample_with_per_sample_seeds_equals_diffusers(monkeypatch, sampler, eta):
-    # sample(generator=SeededNoise(seeds)) draws step k's noise from stream (STEP_NOISE, k) of each seed:
+    # sample(generator=SeededNoise(seeds)) draws step k's noise from stream (Stream.STEP_NOISE, k) of each seed:
     # handing diffusers those same numbers reproduces the public entry point end to end.
     from tinydiffusion import sample
-    from tinydiffusion.rng import stream
-    from tinydiffusion.samplers.common import STEP_NOISE
+    from tinydiffusion.rng import Stream, stream
     inject = InjectedNoise()
     monkeypatch.setattr(ddpm_module, "randn_tensor", inject)
     ts = spaced_timesteps(T, 25, "leading")
     seeded = SeededNoise(SEEDS)
-    noise = [seeded.randn(SHAPE, stream(STEP_NOISE, i)).double() for i in range(25)]  # drawn as float32
+    noise = [seeded.randn(SHAPE, stream(Stream.STEP_NOISE, i)).double() for i in range(25)]  # drawn as float32
     x = sample(MODEL, SCHEDULE, x_T(torch.float64), sampler=sampler, steps=25, spacing="leading", eta=eta,
                generator=seeded)
     if sampler == "ddpm":

@@ -9,7 +9,7 @@ import pytest
 import torch
 from oracle_models import single_thread  # noqa: F401 (module fixture)
 
-from tinydiffusion import NoiseSchedule, ScheduleWarning, UserError
+from tinydiffusion import NoiseSchedule, ScheduleWarning, UserError, sample
 from tinydiffusion.schedule import beta_schedule, rescale_zero_terminal_snr
 
 diffusers = pytest.importorskip("diffusers")
@@ -54,16 +54,21 @@ def test_zero_terminal_snr_equals_diffusers(kind):
     ours = quiet({"kind": kind, "timesteps": 1000, "zero_terminal_snr": True, **limits})
     theirs = DDPMScheduler(num_train_timesteps=1000, beta_schedule=names[kind], rescale_betas_zero_snr=True, **limits)
     # diffusers' rescaling in float32 loses up to 7e-6 on the last betas; on float64 input it agrees to rounding.
-    torch.testing.assert_close(ours.betas, theirs.betas, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.betas[:-1], theirs.betas[:-1], atol=1e-5, rtol=0)
     torch.testing.assert_close(ours.alpha_bar, theirs.alphas_cumprod, atol=1e-6, rtol=0)
     from diffusers.schedulers.scheduling_ddpm import rescale_zero_terminal_snr as theirs_rescale
     plain = beta_schedule(kind, 1000, **limits)
-    torch.testing.assert_close(rescale_zero_terminal_snr(plain), theirs_rescale(plain.clone()), atol=1e-12, rtol=0)
-    # SNR is exactly 0 at the end: β_{T-1} = 1. ᾱ_{T-1} is held just above 0 so that x̂_0 stays finite: at 2⁻²⁴
-    # (diffusers' DPM/Euler value) unless that would exceed ᾱ_{T-2} — linear T=1000 rescales ᾱ_{T-2} to 4.2e-9 —
-    # then at ᾱ_{T-2}/4, so ᾱ stays strictly decreasing (tested for every kind below).
-    assert float(ours.betas64[-1]) == 1.0
-    assert float(ours.alpha_bar64[-1]) == min(2.0**-24, float(ours.alpha_bar64[-2]) / 4)
+    rescaled = rescale_zero_terminal_snr(plain)
+    torch.testing.assert_close(rescaled, theirs_rescale(plain.clone()), atol=1e-12, rtol=0)
+    # Algorithm 1 makes the SNR exactly 0 at the end: β_{T-1} = 1. ᾱ_{T-1} is held just above 0 so that x̂_0 stays
+    # finite: at 2⁻²⁴ (diffusers' DPM/Euler value) unless that would exceed ᾱ_{T-2} — linear T=1000 rescales
+    # ᾱ_{T-2} to 4.2e-9 — then at ᾱ_{T-2}/4, so ᾱ stays strictly decreasing (tested for every kind below) ...
+    assert float(rescaled[-1]) == 1.0
+    lifted = min(2.0**-24, float(ours.alpha_bar64[-2]) / 4)
+    assert float(ours.alpha_bar64[-1]) == lifted
+    # ... and β_{T-1} follows the lifted ᾱ (diffusers keeps β = 1 beside its lifted ᾱ, so its q_step and posterior
+    # at T − 1 disagree with its own ᾱ)
+    assert float(ours.betas64[-1]) == 1 - lifted / float(ours.alpha_bar64[-2])
     # ... while √ᾱ_0 is unchanged (Lin et al. 2024, Algorithm 1)
     assert math.isclose(float(ours.alpha_bar64[0]), 1 - float(plain[0]), rel_tol=1e-12)
 
@@ -87,16 +92,18 @@ def test_alpha_bar_strictly_decreasing_and_float64_stored_float32(config):
     s = quiet(config)
     assert s.alpha_bar64.dtype == torch.float64 and s.betas64.dtype == torch.float64
     for name in ("betas", "alphas", "alpha_bar", "alpha_bar_prev", "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar",
-                 "posterior_variance", "posterior_mean_coef1", "posterior_mean_coef2", "snr", "sigmas"):
+                 "snr", "sigmas"):
         table = getattr(s, name)
         assert table.dtype == torch.float32 and table.shape == (s.num_timesteps,), name
+    assert s.sigmas64.dtype == torch.float64 and s.sigmas64.device.type == "cpu"
     assert bool((s.alpha_bar64[1:] < s.alpha_bar64[:-1]).all())
     assert 0 < float(s.alpha_bar64[-1]) and float(s.alpha_bar64[0]) < 1
     assert torch.equal(s.alpha_bar, s.alpha_bar64.float())  # rounded once, from float64
 
 
-@pytest.mark.parametrize("config", ALL_KINDS[:5], ids=lambda c: "-".join(str(v) for v in c.values()))
+@pytest.mark.parametrize("config", ALL_KINDS, ids=lambda c: "-".join(str(v) for v in c.values()))
 def test_derived_tables_equal_their_closed_forms(config):
+    """Every table follows from β alone — zero terminal SNR included, whose lifted ᾱ_{T−1} sets β_{T−1}."""
     s = quiet(config)
     betas = s.betas64.tolist()
     # ᾱ_t = Π_{s≤t} (1 − β_s), written as a plain loop in float64
@@ -104,27 +111,21 @@ def test_derived_tables_equal_their_closed_forms(config):
     for b in betas:
         prod *= 1 - b
         ab.append(prod)
-    ab_prev = [1.0] + ab[:-1]
     expect = {
         "alphas": [1 - b for b in betas],
         "alpha_bar": ab,
-        "alpha_bar_prev": ab_prev,
+        "alpha_bar_prev": [1.0] + ab[:-1],
         "sqrt_alpha_bar": [math.sqrt(a) for a in ab],
         "sqrt_one_minus_alpha_bar": [math.sqrt(1 - a) for a in ab],
-        # DDPM eq. 7
-        "posterior_variance": [(1 - p) / (1 - a) * b for a, p, b in zip(ab, ab_prev, betas)],
-        "posterior_mean_coef1": [math.sqrt(p) * b / (1 - a) for a, p, b in zip(ab, ab_prev, betas)],
-        "posterior_mean_coef2": [math.sqrt(1 - b) * (1 - p) / (1 - a) for a, p, b in zip(ab, ab_prev, betas)],
         "snr": [a / (1 - a) for a in ab],
         "sigmas": [math.sqrt((1 - a) / a) for a in ab],
     }
     torch.testing.assert_close(s.alpha_bar64, torch.tensor(ab, dtype=torch.float64), rtol=1e-12, atol=0)
+    torch.testing.assert_close(s.sigmas64, torch.tensor(expect["sigmas"], dtype=torch.float64), rtol=1e-12, atol=0)
     for name, values in expect.items():
         torch.testing.assert_close(getattr(s, name), torch.tensor(values, dtype=torch.float32), rtol=2e-6, atol=1e-12,
                                    msg=name)
     assert s.alpha_bar_at(-1) == 1.0 and s.alpha_bar_at(3) == ab[3]
-    # DDPM eq. 7 at t = 0: the posterior of x_{-1} = x_0 is a point mass at x_0.
-    assert float(s.posterior_variance[0]) == 0.0 and float(s.posterior_mean_coef1[0]) == pytest.approx(1.0)
 
 
 def test_cosine_is_nichol_dhariwal_eq_17():
@@ -139,11 +140,41 @@ def test_t_from_sigma_inverts_the_sigma_table():
     s = NoiseSchedule.linear(1000)
     t = s.t_from_sigma(((1 - s.alpha_bar64) / s.alpha_bar64).sqrt())
     torch.testing.assert_close(t, torch.arange(1000, dtype=torch.float64), atol=1e-9, rtol=0)
+    # and sigma_at is its inverse at fractional timesteps too, in float64
+    frac = torch.tensor([0.0, 0.25, 10.5, 998.75, 999.0], dtype=torch.float64)
+    torch.testing.assert_close(s.t_from_sigma(s.sigma_at(frac)), frac, atol=1e-9, rtol=0)
+    assert s.sigma_at(frac).dtype == torch.float64
     # halfway in log σ between two steps is t + 1/2; beyond the trained range it clamps to the ends
     log_mid = 0.5 * (s.sigmas[10].double().log() + s.sigmas[11].double().log())
     mid = s.t_from_sigma(torch.stack([log_mid.exp(), torch.tensor(1e-9, dtype=torch.float64),
                                       torch.tensor(1e9, dtype=torch.float64)]))
     torch.testing.assert_close(mid, torch.tensor([10.5, 0.0, 999.0], dtype=torch.float64), atol=2e-6, rtol=0)
+
+
+def test_a_single_timestep_schedule_has_finite_timesteps():
+    s = quiet({"kind": "linear", "timesteps": 1, "beta_start": 0.5, "beta_end": 0.5})
+    t = s.t_from_sigma(torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64))
+    assert torch.equal(t, torch.zeros(3, dtype=torch.float64))  # was NaN: the interpolation divided 0 by 0
+    out = sample(lambda x, t, cond=None: 0.5 * x, s, torch.ones(2, 3), sampler="euler", steps=1)
+    assert bool(out.isfinite().all())
+
+
+@pytest.mark.parametrize("config", ALL_KINDS, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_q_posterior_is_ddpm_eq_7_from_float64_alpha_bar(config):
+    s = quiet(config)
+    T = s.num_timesteps
+    t = torch.tensor([0, 1, T // 2, T - 2, T - 1])
+    x0, x_t = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    mean, var = s.q_posterior(x0, x_t, t)
+    for i, ti in enumerate(t.tolist()):
+        ab, ab_prev = s.alpha_bar_at(ti), s.alpha_bar_at(ti - 1)
+        b = 1 - ab / ab_prev  # = β_t: consecutive steps
+        assert b == pytest.approx(float(s.betas64[ti]), rel=1e-9, abs=1e-15)
+        c1, c2 = math.sqrt(ab_prev) * b / (1 - ab), math.sqrt(1 - b) * (1 - ab_prev) / (1 - ab)
+        torch.testing.assert_close(mean[i], c1 * x0[i] + c2 * x_t[i], rtol=1e-12, atol=1e-12)
+        assert float(var[i]) == pytest.approx((1 - ab_prev) / (1 - ab) * b, rel=1e-12, abs=0)
+    assert float(var[0]) == 0.0  # t = 0: the posterior of x_{-1} = x_0 is a point mass at x_0
+    torch.testing.assert_close(mean[0], x0[0], rtol=0, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------- warnings

@@ -231,7 +231,7 @@ def points_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("args, message", [
     (["sample", "{points}", "--out", "{tmp}/p.png", "--x0-strip", "{tmp}/x.png"],
-     "--x0-strip draws images; this run generates 2-D points (use --strip)"),
+     "--x0-strip draws images; this run generates 2-D points (use --strip or --gif for their reverse process)"),
     (["sample", "{points}", "--out", "{tmp}/p.png", "--gif", "{tmp}/p.gif", "--gif-frames", "1"],
      "--gif-frames must be at least 2 (the noise and the sample), got 1"),
     (["sample", "{points}", "--out", "{tmp}/p.png", "--strip", "{tmp}/s.png", "--strip-columns", "0"],

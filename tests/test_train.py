@@ -124,13 +124,13 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one(tmp_path: Pat
     proc = _spawn(f"""
         import sys, time
         from pathlib import Path
-        from tinydiffusion import checkpoint
+        from tinydiffusion import files
         from tinydiffusion.cli.main import main
         writes = {{"state": 0}}
-        original = checkpoint._write_stream
+        original = files._write_stream
 
         def slow(f, data):
-            if "/.step-" in f.name:  # a resumable state being written
+            if ".pt.tmp-" in f.name:  # a resumable state being written
                 writes["state"] += 1
                 if writes["state"] == 2:  # the second checkpoint: half of it, then hang
                     f.write(data[: len(data) // 2]); f.flush()
@@ -138,7 +138,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one(tmp_path: Pat
                     time.sleep(600)
             original(f, data)
 
-        checkpoint._write_stream = slow
+        files._write_stream = slow
         sys.exit(main({tiny_args(run, 6, "log.checkpoint_every=2")!r}))
     """, tmp_path)
     _wait_for(marker.exists)

@@ -16,8 +16,7 @@ from tinydiffusion.viz import (compare_samplers_image, forward_gif, forward_grid
                                image_table, labelled_grid, loss_curve, make_grid, percent_timesteps, reverse_gif,
                                reverse_scatter_gif, save_gif, save_image, scatter_png, schedule_plot, subsample,
                                subsample_indices, to_uint8, x0_strip, x0_strip_image)
-from tinydiffusion.rng import stream
-from tinydiffusion.viz.forward import FORWARD_STEP_NOISE
+from tinydiffusion.rng import Stream, stream
 from tinydiffusion.viz.grid import LABEL_MARGIN
 from tinydiffusion.viz.plots import smooth
 from tinydiffusion.viz.scatter import square_limits
@@ -224,7 +223,7 @@ def test_forward_trajectory_has_T_frames_and_per_sample_seeds():
     kept = forward_trajectory(s, x0, SeededNoise([7, 8]), [149, 3])
     torch.testing.assert_close(kept, traj[[149, 3]])
     # applying q(x_t | x_{t-1}) once from x0 is DDPM eq. 2 at t = 0
-    noise = SeededNoise([7, 8]).randn((1, 4, 4), stream(FORWARD_STEP_NOISE, 0))
+    noise = SeededNoise([7, 8]).randn((1, 4, 4), stream(Stream.FORWARD_STEP, 0))
     beta0 = float(s.betas64[0])
     torch.testing.assert_close(traj[0], math.sqrt(1 - beta0) * x0 + math.sqrt(beta0) * noise)
 

@@ -16,6 +16,7 @@ write ε̂ = (1 + w′)·ε̂_c − w′·ε̂_u (TeaPearce's conditional MNIST,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -43,11 +44,6 @@ def drop_condition(cond: Tensor, keep: Tensor) -> Tensor:
     if is_class_condition(cond):
         return torch.where(keep, cond, torch.full_like(cond, NULL_CLASS))
     return cond * keep.to(cond.dtype).unsqueeze(-1)
-
-
-def guidance_from_one_plus(w_prime: float) -> float:
-    """Convert the (1 + w′)·ε_c − w′·ε_u convention to this package's w."""
-    return 1.0 + w_prime
 
 
 def _name_key(name: str) -> str:
@@ -98,6 +94,8 @@ def parse_context(text: str, dim: int, names: Sequence[str] | None = None) -> Te
         raise UserError(f"--context must be comma-separated numbers like '1,0,0.6,0,0', got {text!r}") from None
     if len(values) != dim:
         raise UserError(f"--context has {len(values)} values but this model's context vectors have {dim}")
+    if not all(math.isfinite(v) for v in values):
+        raise UserError(f"--context must hold finite numbers, got {text!r}")
     return torch.tensor(values, dtype=torch.float32)
 
 

@@ -9,6 +9,7 @@ written next to the run as ``config.toml`` (the nanoGPT/EDM rule: a run says how
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -179,6 +180,9 @@ class TrainConfig:
 
 
 SECTIONS = ("data", "model", "schedule", "objective", "optim", "ema", "sample", "preview", "log", "runtime")
+#: The command-line flags of ``tinydiffusion train`` that set a setting (for messages that name what the user gave).
+FLAG_NAMES = {"data.spec": "--data", "optim.steps": "--steps", "optim.epochs": "--epochs",
+              "optim.batch_size": "--batch-size", "runtime.device": "--device", "runtime.seed": "--seed"}
 
 
 # ---------------------------------------------------------------------------------------- recipes
@@ -313,8 +317,13 @@ def build_config(
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> TrainConfig:
-    """Resolve a :class:`TrainConfig` from a recipe, a config file, flag values and ``--set`` overrides."""
+    """Resolve a :class:`TrainConfig` from a recipe, a config file, flag values and ``--set`` overrides.
+
+    ``flags`` maps settings to the values of command-line flags (None: not given); error messages name
+    the flag (:data:`FLAG_NAMES`) when the value came from one, else the setting.
+    """
     cfg = TrainConfig()
+    given: dict[str, str] = {}
     if recipe is None and config_file is None:
         recipe = "quickstart"
     if recipe is not None:
@@ -327,35 +336,91 @@ def build_config(
             continue
         section, _, key = section_key.rpartition(".")
         merge(cfg, {section: {key: value}} if section else {key: value}, "flags")
+        given[section_key] = FLAG_NAMES.get(section_key, section_key)
         if section_key == "optim.steps":
             cfg.optim.epochs = None
         elif section_key == "optim.epochs":
             cfg.optim.steps = None
     for text in overrides or []:
-        merge(cfg, parse_override(text), "--set")
-    validate(cfg)
+        override = parse_override(text)
+        merge(cfg, override, "--set")
+        for section, values in override.items():
+            for key in values if isinstance(values, dict) else ():
+                given.pop(f"{section}.{key}", None)
+    validate(cfg, given)
     return cfg
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Checks that need more than one field; each failure is one clear line."""
+#: Bounds of numeric settings: (setting, low, high, low inclusive); None values are "not set" and pass.
+MAX_LR = 10.0
+_BOUNDS = (
+    ("optim.steps", 1, None, True), ("optim.epochs", 0, None, False), ("optim.batch_size", 1, None, True),
+    ("optim.lr", 0, MAX_LR, False), ("optim.weight_decay", 0, None, True), ("optim.warmup_steps", 0, None, True),
+    ("optim.grad_clip", 0, None, True), ("optim.grad_accum", 1, None, True),
+    ("objective.cond_drop_prob", 0, 1, True), ("objective.min_snr_gamma", 0, None, False),
+    ("schedule.timesteps", 1, 1_000_000, True), ("schedule.beta_start", 0, 1, False), ("schedule.beta_end", 0, 1, False),
+    ("data.image_size", 1, 4096, True), ("data.n", 1, None, True),
+    ("preview.every", 1, None, True), ("preview.n", 1, 4096, True),
+    ("log.every", 1, None, True), ("log.checkpoint_every", 1, None, True), ("log.keep_last", 1, None, True),
+    ("runtime.threads", 1, 4096, True),
+)
+
+
+def _get(cfg: TrainConfig, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _check_number(value: Any, low: float | None, high: float | None, low_inclusive: bool,
+                  label: str) -> None:
+    """One line when a numeric setting is NaN, infinite or outside its bounds."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{label} must be a finite number, got {value}")
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    if not too_low and (high is None or value <= high):
+        return
+    if low is not None and high is not None:
+        what = f"from {low} to {high}" if low_inclusive else f"greater than {low} and at most {high}"
+    elif low is not None:
+        what = f"at least {low}" if low_inclusive else f"greater than {low}"
+    else:
+        what = f"at most {high}"
+    raise UserError(f"{label} must be {what}, got {value}")
+
+
+def validate(cfg: TrainConfig, given: dict[str, str] | None = None) -> None:
+    """Every setting that can be checked without the data, before anything is loaded or written.
+
+    Each failure is one line naming what the user gave: the flag (``given`` maps settings to the
+    flags that set them) or else the setting.
+    """
+    from .generate import SampleSettings  # imported here: it needs torch, and config is read without it
+    from .limits import check_seed
+
+    given = given or {}
+
+    def label(key: str) -> str:
+        return given.get(key, key)
+
     o = cfg.optim
     if o.steps is None and o.epochs is None:
         raise UserError("say how long to train: optim.steps or optim.epochs (--steps N or --epochs N)")
-    if o.steps is not None and o.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {o.steps}")
-    if o.epochs is not None and o.epochs <= 0:
-        raise UserError(f"--epochs must be positive, got {o.epochs}")
-    if o.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {o.batch_size}")
-    if o.grad_accum < 1 or o.batch_size % o.grad_accum:
-        raise UserError(f"optim.grad_accum ({o.grad_accum}) must divide the batch size ({o.batch_size})")
-    if o.lr <= 0:
-        raise UserError(f"optim.lr must be positive, got {o.lr}")
+    for key, low, high, inclusive in _BOUNDS:
+        _check_number(_get(cfg, key), low, high, inclusive, label(key))
+    if len(o.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
+        raise UserError(f"optim.betas must be two numbers in [0, 1) (Adam's moment decays, e.g. [0.9, 0.999]), "
+                        f"got {list(o.betas)}")
+    if cfg.schedule.betas is not None and not all(math.isfinite(b) and 0 < b <= 1 for b in cfg.schedule.betas):
+        raise UserError("schedule.betas must all lie in (0, 1]")
+    for key in ("runtime.seed", "preview.seed"):
+        check_seed(_get(cfg, key), label(key))
     choices = {
         "optim.optimizer": (o.optimizer, ("adam", "adamw")),
         "optim.lr_schedule": (o.lr_schedule, ("constant", "cosine", "linear", "linear-epoch")),
         "objective.kind": (cfg.objective.kind, ("diffusion", "corrupt")),
+        "objective.prediction": (cfg.objective.prediction, ("epsilon", "x0", "v")),
         "data.condition": (cfg.data.condition, ("auto", "none", "class", "context")),
         "runtime.amp": (cfg.runtime.amp, ("auto", "bf16", "off")),
         "log.tensorboard": (cfg.log.tensorboard, ("auto", "on", "off")),
@@ -372,8 +437,9 @@ def validate(cfg: TrainConfig) -> None:
                         f"steps={p.steps}, strip={p.strip}")
     if not 0 < p.max_share <= 1:
         raise UserError(f"preview.max_share must be in (0, 1], got {p.max_share}")
-    if cfg.log.keep_last < 1:
-        raise UserError(f"log.keep_last must be at least 1, got {cfg.log.keep_last}")
+    prediction = "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction
+    SampleSettings.from_dict(vars(cfg.sample)).check(lambda name: f"sample.{name}", objective=cfg.objective.kind,
+                                                     prediction=prediction)
 
 
 # ---------------------------------------------------------------------------------------- output

@@ -6,6 +6,7 @@ uses seed ``seed + i``, so the result does not depend on the chunk size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,8 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from .errors import UserError
+from .limits import check_memory
 from .rng import SeededNoise
 from .samplers import SAMPLERS, SamplerStep, initial_noise, sample
+from .samplers.ancestral import VARIANCES
+from .samplers.common import SPACINGS
 from .schedule import NoiseSchedule
 from .value_range import DEFAULT_RANGE, to_signed_unit
 
@@ -37,6 +41,41 @@ class SampleSettings:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
+    def sampler_options(self) -> dict[str, Any]:
+        """eta, variance and spacing as far as the sampler uses them (a run's settings for another sampler drop out)."""
+        return {name: getattr(self, name) for name in SAMPLERS[self.sampler].options}
+
+    def check(self, label: Callable[[str], str], *, objective: str | None = None,
+              prediction: str | None = None) -> None:
+        """One line for a setting that cannot work, before any sampling; ``label(field)`` names the field the
+        way the user gave it (``--steps``, ``sample.steps``, …). ``objective``/``prediction``: the model's."""
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"{label('sampler')} must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                                       or self.steps < 1):
+            raise UserError(f"{label('steps')} must be at least 1, got {self.steps!r}")
+        if not _finite(self.eta) or self.eta < 0:
+            raise UserError(f"{label('eta')} must be a finite number of at least 0 (0: deterministic DDIM, 1: as "
+                            f"much noise as DDPM), got {self.eta!r}")
+        if self.guidance is not None and not _finite(self.guidance):
+            raise UserError(f"{label('guidance')} must be a finite number (1: plain conditional), got {self.guidance!r}")
+        if self.spacing not in SPACINGS:
+            raise UserError(f"{label('spacing')} must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
+        if self.variance not in VARIANCES:
+            raise UserError(f"{label('variance')} must be one of {', '.join(VARIANCES)}, got {self.variance!r}")
+        if not isinstance(self.clip_x0, bool):
+            raise UserError(f"{label('clip_x0')} must be true or false, got {self.clip_x0!r}")
+        if objective == "corrupt" and self.sampler != "x0-step":
+            raise UserError(f"this model was trained with seed 001's corrupt objective; only x0-step fits it, not "
+                            f"{label('sampler')} {self.sampler}")
+        if self.sampler == "x0-step" and prediction is not None and prediction != "x0":
+            raise UserError(f"{label('sampler')} x0-step needs a model that predicts x0 (seed 001's corrupt "
+                            "objective)")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
 
 def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
     """The per-sample shape from dataset facts: (C, H, W) for images, (D,) for points."""
@@ -45,10 +84,23 @@ def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
     return (int(data["channels"]), int(data["image_size"]), int(data["image_size"]))
 
 
-def class_grid_labels(n: int, num_classes: int) -> Tensor:
-    """n labels laid out one class per row: ⌈n/C⌉ of each class, class-major, cut to n."""
+def class_rows(n: int, num_classes: int, *, one_hot: bool = False) -> tuple[Tensor, int]:
+    """n conditions laid out one class per grid row, and the row length ⌈n/C⌉.
+
+    Class-major: ⌈n/C⌉ of class 0, then of class 1, …, cut to n; as int64 class ids, or with
+    ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
+    """
     per = max(1, -(-n // num_classes))
-    return torch.arange(num_classes).repeat_interleave(per)[:n]
+    labels = torch.arange(num_classes).repeat_interleave(per)[:n]
+    return (torch.nn.functional.one_hot(labels, num_classes).float() if one_hot else labels), per
+
+
+def check_sample_memory(n: int, shape: Sequence[int], frames: int = 0) -> None:
+    """Refuse ``n`` samples of per-sample ``shape`` (plus ``frames`` kept steps of x_t, x̂_0 and x_t−1 each, for
+    an animation) that cannot fit in memory (:mod:`tinydiffusion.limits`)."""
+    per_sample = math.prod(shape) * 4  # float32
+    what = f"-n {n}: {n:,} samples of shape {tuple(shape)}" + (f" with {frames} animation frames" if frames else "")
+    check_memory((3 + 3 * frames) * n * per_sample, what, "ask for fewer samples")
 
 
 @torch.no_grad()
@@ -79,6 +131,7 @@ def generate(
         raise UserError(f"-n must be at least 1, got {n}")
     if settings.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    check_sample_memory(n, shape)
     seeds = SeededNoise.range(seed, n)
     clip: bool | tuple[float, float] = data_range if settings.clip_x0 else False
     if callback is not None and data_range != DEFAULT_RANGE:
@@ -91,12 +144,15 @@ def generate(
         kwargs: dict[str, Any] = {}
         if cond is not None:
             kwargs["cond"] = cond[start:stop].to(device)
-        x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, eta=settings.eta,
-                   generator=noise, callback=callback, spacing=settings.spacing, prediction=prediction,
-                   variance=settings.variance, clip_x0=clip,
-                   guidance=settings.guidance if cond is not None else None, **kwargs)
+        x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
+                   callback=callback, prediction=prediction, clip_x0=clip,
+                   guidance=settings.guidance if cond is not None else None, **settings.sampler_options(), **kwargs)
         out.append(to_signed_unit(x.float(), data_range).cpu())
-    return torch.cat(out)
+    x = torch.cat(out)
+    if not bool(torch.isfinite(x).all()):
+        raise UserError("the samples came out NaN or infinite: the network's predictions blew up with these "
+                        "settings; try a smaller guidance, eta or another sampler")
+    return x
 
 
 def _mapped(callback: Callable[[SamplerStep], None], data_range: tuple[float, float]) -> Callable[[SamplerStep], None]:

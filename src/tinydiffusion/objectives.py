@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from torch import Tensor, nn
 
 from .conditioning import drop_condition
 from .errors import UserError
-from .rng import BatchRandom
+from .rng import BatchRandom, Stream
 from .schedule import NoiseSchedule, _gather
 
-Prediction = Literal["epsilon", "x0", "v"]
 PREDICTIONS: tuple[str, ...] = ("epsilon", "x0", "v")
-
-# Purposes of the random numbers a loss draws (see BatchRandom).
-TIMESTEP, NOISE, COND_DROP, AMOUNT = 1, 2, 3, 4
 
 
 def split_prediction(output: Tensor, x_t: Tensor, alpha_bar: Tensor | float, prediction: str) -> tuple[Tensor, Tensor]:
@@ -78,7 +74,7 @@ def min_snr_weight(snr: Tensor, gamma: float, prediction: str) -> Tensor:
 
 def uniform_timesteps(rng: BatchRandom, T: int) -> Tensor:
     """t ~ U{0, …, T−1} per sample (DDPM Algorithm 1)."""
-    return rng.randint(T, TIMESTEP)
+    return rng.randint(T, Stream.TIMESTEP)
 
 
 def antithetic_timesteps(rng: BatchRandom, T: int) -> Tensor:
@@ -86,7 +82,7 @@ def antithetic_timesteps(rng: BatchRandom, T: int) -> Tensor:
 
     The pairs are formed inside the batch, so the batch (and every per-process shard) must be even.
     """
-    t = rng.randint(T, TIMESTEP)
+    t = rng.randint(T, Stream.TIMESTEP)
     if t.numel() % 2:
         raise UserError("antithetic timestep sampling needs an even batch size per process")
     t = t.view(-1, 2).clone()
@@ -124,10 +120,10 @@ class DiffusionLoss:
     def __call__(self, model: nn.Module, x0: Tensor, cond: Tensor | None, rng: BatchRandom) -> Tensor:
         T = self.schedule.num_timesteps
         t = (antithetic_timesteps if self.antithetic else uniform_timesteps)(rng, T).to(x0.device)
-        noise = rng.randn(x0.shape[1:], NOISE).to(x0)
+        noise = rng.randn(x0.shape[1:], Stream.NOISE).to(x0)
         x_t = self.schedule.q_sample(x0, t, noise)
         if cond is not None and self.cond_drop_prob > 0:
-            keep = rng.rand((), COND_DROP).to(x0.device) >= self.cond_drop_prob
+            keep = rng.rand((), Stream.COND_DROP).to(x0.device) >= self.cond_drop_prob
             cond = drop_condition(cond, keep)
         output = model(x_t, t) if cond is None else model(x_t, t, cond)
         alpha_bar = _gather(self.schedule.alpha_bar, t, x0)
@@ -163,8 +159,8 @@ class CorruptLoss:
 
     def __call__(self, model: nn.Module, x0: Tensor, cond: Tensor | None, rng: BatchRandom) -> Tensor:
         low, high = self.data_range
-        amount = rng.rand((), AMOUNT).to(x0)
-        u = rng.rand(x0.shape[1:], NOISE).to(x0) * (high - low) + low
+        amount = rng.rand((), Stream.AMOUNT).to(x0)
+        u = rng.rand(x0.shape[1:], Stream.NOISE).to(x0) * (high - low) + low
         noisy = corrupt(x0, amount, u)
         t = amount * (self.num_timesteps - 1)
         output = model(noisy, t) if cond is None else model(noisy, t, cond)

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError
+from .files import atomic_write
 from .viz.gif import subsample_indices
 from .viz.plots import figure_png, loss_curve_figure, read_log
 
@@ -328,7 +329,5 @@ def write_report(run_dir: str | Path, media: dict[str, Path] | None = None) -> P
     """Write ``RUN_DIR/report.html`` (:func:`render_report`) atomically and return its path."""
     page = render_report(run_dir, media)
     path = Path(run_dir) / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, page.encode("utf-8"))
     return path

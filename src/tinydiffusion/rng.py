@@ -12,24 +12,47 @@ int64 torch ops so the same numbers come out on CPU and CUDA, inside CUDA graphs
 ``torch.compile``. Tests check mean, variance, normality and the independence of neighbouring
 elements, samples and streams.
 
-Streams name what the numbers are for (the initial x_T, sampler step k, training noise at step s, …);
-``stream(...)`` folds a tuple of small integers into one 32-bit stream id.
+Streams name what the numbers are for (the initial x_T, sampler step k, training noise at step s, …):
+every purpose is a member of :class:`Stream`, and ``stream(...)`` folds it with small integers (a seed,
+a step) into one 32-bit stream id.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-_MASK32 = 0xFFFFFFFF
+MASK32 = 0xFFFFFFFF
+
+
+class Stream(enum.IntEnum):
+    """What random numbers are drawn for: the first part of every stream id, one value per purpose."""
+
+    TIMESTEP = 1  #: training: the timestep t of each sample
+    NOISE = 2  #: training: ε of each sample (and seed 001's uniform corruption)
+    COND_DROP = 3  #: training: whether a sample's condition is dropped (classifier-free guidance)
+    AMOUNT = 4  #: training: seed 001's corruption amount
+    DROPOUT = 5  #: training: the dropout masks of the network (see ``models.dropout``)
+    INITIAL_NOISE = 101  #: sampling: x_T
+    STEP_NOISE = 102  #: sampling: the fresh noise of sampler step k
+    FORWARD_STEP = 201  #: pictures: the noise of forward step t in step-by-step trajectories
+    FORWARD_JUMP = 202  #: pictures: the noise of the closed-form jump to step t
+    ORDER = 0x0D4E  #: data: the per-epoch permutation of the samples
+    FLIP = 0xF119  #: data: horizontal flips
+
+
+def seed_parts(seed: int) -> tuple[int, int]:
+    """The low and high 32 bits of a (64-bit) seed, to fold both into a stream id."""
+    return seed & MASK32, (seed >> 32) & MASK32
 
 
 def _mul32(x: Tensor, c: int) -> Tensor:
     """(x · c) mod 2³² for 0 ≤ x < 2³², split into 16-bit halves so no int64 product overflows."""
     lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _MASK32
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & MASK32
 
 
 def fmix32(x: Tensor) -> Tensor:
@@ -45,7 +68,7 @@ def stream(*parts: int) -> int:
     """Fold small non-negative integers (a purpose tag, a step number, …) into one 32-bit stream id."""
     h = torch.tensor(0x9E3779B9, dtype=torch.int64)
     for p in parts:
-        h = fmix32(h ^ (int(p) & _MASK32))
+        h = fmix32(h ^ (int(p) & MASK32))
     return int(h)
 
 
@@ -56,7 +79,7 @@ def hash_uniform(keys: Tensor, index: Tensor) -> Tensor:
     the result has shape (B, N).
     """
     k = keys.unsqueeze(1)
-    h = fmix32((fmix32(index.unsqueeze(0) ^ k) + fmix32(k ^ 0x27D4EB2F)) & _MASK32)
+    h = fmix32((fmix32(index.unsqueeze(0) ^ k) + fmix32(k ^ 0x27D4EB2F)) & MASK32)
     return (h.double() + 0.5) * (1.0 / 2**32)
 
 
@@ -74,7 +97,7 @@ class SeededNoise:
         if device is not None:
             seeds = seeds.to(device)
         self.seeds = seeds
-        lo, hi = seeds & _MASK32, (seeds >> 32) & _MASK32
+        lo, hi = seeds & MASK32, (seeds >> 32) & MASK32
         self._keys = fmix32(fmix32(lo) ^ fmix32(hi ^ 0x5BD1E995))
 
     @classmethod
@@ -97,17 +120,23 @@ class SeededNoise:
         return self.seeds.device
 
     def _row_keys(self, stream_id: int) -> Tensor:
-        return fmix32(self._keys ^ (int(stream_id) & _MASK32))
+        return fmix32(self._keys ^ (int(stream_id) & MASK32))
 
     def rand(self, shape: Sequence[int], stream: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Uniform (0, 1) numbers of shape (B, *shape)."""
+        """Uniform numbers in the open interval (0, 1), of shape (B, *shape).
+
+        The float64 numbers lie in [2⁻³³, 1 − 2⁻³³]; rounding to a shorter ``dtype`` would carry the top
+        ones onto 1.0 (and, in float16, the bottom ones onto 0), so the result is held inside the
+        dtype's own open interval [tiny, 1 − ε/2].
+        """
         shape = tuple(int(s) for s in shape)
         n = 1
         for s in shape:
             n *= s
         index = torch.arange(n, dtype=torch.int64, device=self.device)
         u = hash_uniform(self._row_keys(stream), index)
-        return u.to(dtype).reshape((len(self),) + shape)
+        info = torch.finfo(dtype)
+        return u.to(dtype).clamp_(info.tiny, 1 - info.eps / 2).reshape((len(self),) + shape)
 
     def randn(self, shape: Sequence[int], stream: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
         """Standard normal numbers of shape (B, *shape) by Box–Muller on two hashed uniforms."""

@@ -16,7 +16,6 @@ All schedule arithmetic is done in float64 and stored as float32 (the rule of im
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -26,7 +25,6 @@ from torch import Tensor
 
 from .errors import ScheduleWarning, UserError
 
-ScheduleKind = Literal["linear", "scaled_linear", "cosine", "sigmoid", "custom"]
 SCHEDULE_KINDS: tuple[str, ...] = ("linear", "scaled_linear", "cosine", "sigmoid", "custom")
 
 #: ``alpha_bar[T-1]`` above this is "far from 0": x_T still carries a visible part of the image.
@@ -63,8 +61,9 @@ def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
     """Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed"), Algorithm 1.
 
     Shift and scale √ᾱ so that √ᾱ_{T-1} = 0 while √ᾱ_0 is unchanged, then recover β. The last β
-    becomes 1 (SNR exactly 0); :class:`NoiseSchedule` keeps ᾱ_{T-1} slightly above 0 so that an
-    ε-model's x̂_0 stays finite there (v-prediction is the natural partner of this schedule).
+    becomes 1 (SNR exactly 0); :class:`NoiseSchedule` lifts ᾱ_{T-1} slightly above 0 (and lowers that
+    β to match) so that an ε-model's x̂_0 stays finite there (v-prediction is the natural partner of
+    this schedule).
     """
     sqrt_ab = torch.cumprod(1 - betas.double(), 0).sqrt()
     first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
@@ -115,16 +114,25 @@ def beta_schedule(
     return out
 
 
-def _stacklevel_outside_this_module() -> int:
-    """The ``stacklevel`` that makes a warning name the first caller outside this file.
+def respaced_beta(alpha_bar: Any, alpha_bar_prev: Any) -> Any:
+    """β' = 1 − ᾱ_t/ᾱ_{t'}: the β of one step t → t' of a respaced chain (Nichol & Dhariwal 2021, §4)."""
+    return 1 - alpha_bar / alpha_bar_prev
 
-    A fixed number cannot: ``NoiseSchedule(...)``, ``.from_config(...)`` and ``.linear(...)`` reach
-    the warning through different numbers of frames here.
+
+def posterior(alpha_bar: Any, alpha_bar_prev: Any) -> tuple[Any, Any, Any]:
+    """q(x_{t'} | x_t, x_0) for a step t → t' < t: ``(coef_x0, coef_xt, variance)`` with mean coef_x0·x_0 + coef_xt·x_t.
+
+    DDPM eqs. 6–7 with the step's own β' = 1 − ᾱ_t/ᾱ_{t'} (Nichol & Dhariwal 2021, §4: on a sub-sequence
+    of timesteps the chain is respaced; for t' = t − 1 it is the paper's β_t):
+
+        coef_x0 = √ᾱ_{t'} β'/(1 − ᾱ_t),   coef_xt = √(1 − β') (1 − ᾱ_{t'})/(1 − ᾱ_t),   β̃' = (1 − ᾱ_{t'})/(1 − ᾱ_t) β'.
+
+    Takes Python floats (a sampler's float64 scalars) or float64 tensors alike.
     """
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename == __file__:
-        frame, level = frame.f_back, level + 1
-    return level
+    beta = respaced_beta(alpha_bar, alpha_bar_prev)
+    coef_x0 = alpha_bar_prev**0.5 * beta / (1 - alpha_bar)
+    coef_xt = (1 - beta) ** 0.5 * (1 - alpha_bar_prev) / (1 - alpha_bar)
+    return coef_x0, coef_xt, (1 - alpha_bar_prev) / (1 - alpha_bar) * beta
 
 
 def _gather(table: Tensor, t: Tensor, x: Tensor) -> Tensor:
@@ -139,13 +147,14 @@ class NoiseSchedule:
 
     ``betas`` β_t; ``alphas`` α_t = 1 − β_t; ``alpha_bar`` ᾱ_t = Π α_s; ``alpha_bar_prev`` ᾱ_{t−1} (1 at t = 0);
     ``sqrt_alpha_bar`` √ᾱ_t; ``sqrt_one_minus_alpha_bar`` √(1 − ᾱ_t);
-    ``posterior_variance`` β̃_t = (1 − ᾱ_{t−1})/(1 − ᾱ_t)·β_t (DDPM eq. 7);
-    ``posterior_mean_coef1`` √ᾱ_{t−1}β_t/(1 − ᾱ_t) and ``posterior_mean_coef2`` √α_t(1 − ᾱ_{t−1})/(1 − ᾱ_t)
-    (DDPM eq. 7: μ̃_t = coef1·x_0 + coef2·x_t); ``snr`` ᾱ_t/(1 − ᾱ_t); ``sigmas`` σ_t = √((1 − ᾱ_t)/ᾱ_t),
-    the noise level of x_t/√ᾱ_t (Karras et al. 2022, "VP" in σ form).
+    ``snr`` ᾱ_t/(1 − ᾱ_t); ``sigmas`` σ_t = √((1 − ᾱ_t)/ᾱ_t), the noise level of x_t/√ᾱ_t (Karras et al.
+    2022, "VP" in σ form).
 
-    ``alpha_bar64`` keeps ᾱ in float64 on the CPU: samplers compute their per-step scalar coefficients
-    from it once, before the loop.
+    ``betas64``, ``alpha_bar64`` and ``sigmas64`` keep β, ᾱ and σ in float64 on the CPU: samplers compute
+    their per-step scalar coefficients from them once, before the loop, and never read a device table.
+
+    Warnings (ᾱ_{T−1} far from 0) name the line that built the schedule: each public constructor
+    calls :meth:`_warn_if_not_converged` itself, so the warning is always two frames below the caller.
     """
 
     def __init__(self, betas: Tensor | Sequence[float], config: dict[str, Any] | None = None, *, warn: bool = True):
@@ -161,10 +170,15 @@ class NoiseSchedule:
             # Zero terminal SNR makes ᾱ_{T−1} = 0; keep it at 2⁻²⁴ as diffusers' DPM/Euler schedulers do, so
             # x̂_0 stays finite, but below ᾱ_{T−2}/4 (√ᾱ halving again), so ᾱ stays strictly decreasing:
             # the rescaled ᾱ_{T−2} is often below 2⁻²⁴ (4.2e-9 for linear T=1000), and a rising ᾱ would give
-            # a negative respaced β (NaN in DDPM) and an unsorted σ table.
-            alpha_bar[-1] = min(2.0**-24, float(alpha_bar[-2]) / 4) if len(alpha_bar) > 1 else 2.0**-24
+            # a negative respaced β (NaN in DDPM) and an unsorted σ table. β_{T−1} = 1 − ᾱ_{T−1}/ᾱ_{T−2} then
+            # follows from the lifted ᾱ, so that q_step, α and the posterior agree with ᾱ at T − 1 too.
+            before = float(alpha_bar[-2]) if len(alpha_bar) > 1 else 1.0
+            alpha_bar[-1] = min(2.0**-24, before / 4)
+            betas64 = betas64.clone()
+            betas64[-1] = 1 - float(alpha_bar[-1]) / before
         self.alpha_bar64 = alpha_bar
         self.betas64 = betas64
+        self.sigmas64 = ((1 - alpha_bar) / alpha_bar).sqrt()
         self.device = torch.device("cpu")
         self._build_tables()
         if warn:
@@ -174,28 +188,40 @@ class NoiseSchedule:
     @classmethod
     def linear(cls, T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
         """Linear β from ``beta_start`` to ``beta_end`` over ``T`` steps (DDPM)."""
-        return cls.from_config({"kind": "linear", "timesteps": T, "beta_start": beta_start, "beta_end": beta_end})
+        s = cls.from_config({"kind": "linear", "timesteps": T, "beta_start": beta_start, "beta_end": beta_end},
+                            warn=False)
+        s._warn_if_not_converged()
+        return s
 
     @classmethod
     def cosine(cls, T: int) -> "NoiseSchedule":
         """The cosine schedule of Nichol & Dhariwal 2021 (``squaredcos_cap_v2``)."""
-        return cls.from_config({"kind": "cosine", "timesteps": T})
+        s = cls.from_config({"kind": "cosine", "timesteps": T}, warn=False)
+        s._warn_if_not_converged()
+        return s
 
     @classmethod
     def sigmoid(cls, T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
         """The sigmoid β schedule (GeoDiff; diffusers' ``sigmoid``)."""
-        return cls.from_config({"kind": "sigmoid", "timesteps": T, "beta_start": beta_start, "beta_end": beta_end})
+        s = cls.from_config({"kind": "sigmoid", "timesteps": T, "beta_start": beta_start, "beta_end": beta_end},
+                            warn=False)
+        s._warn_if_not_converged()
+        return s
 
     @classmethod
     def scaled_linear(cls, T: int, beta_start: float = 0.00085, beta_end: float = 0.012) -> "NoiseSchedule":
         """β = (linspace(√β_start, √β_end))² (latent diffusion)."""
-        return cls.from_config({"kind": "scaled_linear", "timesteps": T, "beta_start": beta_start,
-                                "beta_end": beta_end})
+        s = cls.from_config({"kind": "scaled_linear", "timesteps": T, "beta_start": beta_start,
+                             "beta_end": beta_end}, warn=False)
+        s._warn_if_not_converged()
+        return s
 
     @classmethod
     def from_betas(cls, betas: Sequence[float] | Tensor) -> "NoiseSchedule":
         """A schedule from an explicit list of β (a "custom" schedule)."""
-        return cls(betas)
+        s = cls(betas, warn=False)
+        s._warn_if_not_converged()
+        return s
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, warn: bool = True) -> "NoiseSchedule":
@@ -218,28 +244,28 @@ class NoiseSchedule:
             zero_terminal_snr=bool(cfg.get("zero_terminal_snr", False)),
             convention=cfg.get("convention", "zero-based"),
         )
-        return cls(betas, cfg, warn=warn)
+        s = cls(betas, cfg, warn=False)
+        if warn:
+            s._warn_if_not_converged()
+        return s
 
     def _build_tables(self) -> None:
         b, ab = self.betas64, self.alpha_bar64
-        ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
         tables = {
             "betas": b,
             "alphas": 1 - b,
             "alpha_bar": ab,
-            "alpha_bar_prev": ab_prev,
+            "alpha_bar_prev": torch.cat([ab.new_ones(1), ab[:-1]]),
             "sqrt_alpha_bar": ab.sqrt(),
             "sqrt_one_minus_alpha_bar": (1 - ab).sqrt(),
-            "posterior_variance": (1 - ab_prev) / (1 - ab) * b,
-            "posterior_mean_coef1": ab_prev.sqrt() * b / (1 - ab),
-            "posterior_mean_coef2": (1 - b).sqrt() * (1 - ab_prev) / (1 - ab),
             "snr": ab / (1 - ab),
-            "sigmas": ((1 - ab) / ab).sqrt(),
+            "sigmas": self.sigmas64,
         }
         for name, value in tables.items():
             setattr(self, name, value.to(dtype=torch.float32, device=self.device))
 
     def _warn_if_not_converged(self) -> None:
+        """Warn (naming the caller of the public constructor that called this) when ᾱ_{T−1} is far from 0."""
         last = float(self.alpha_bar64[-1])
         if last > TERMINAL_ALPHA_BAR_WARN:
             warnings.warn(
@@ -247,7 +273,7 @@ class NoiseSchedule:
                 f"{math.sqrt(last):.0%} of the image, so sampling from pure noise starts off-distribution; "
                 "use more timesteps, a larger beta_end, the cosine schedule or zero_terminal_snr",
                 ScheduleWarning,
-                stacklevel=_stacklevel_outside_this_module(),
+                stacklevel=3,
             )
 
     # ------------------------------------------------------------------ basics
@@ -288,10 +314,12 @@ class NoiseSchedule:
         return (1 - beta).sqrt() * x_prev + beta.sqrt() * noise
 
     def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and variance of q(x_{t−1} | x_t, x_0) (DDPM eqs. 6–7)."""
-        t = self._timesteps(t, x_t)
-        mean = _gather(self.posterior_mean_coef1, t, x_t) * x0 + _gather(self.posterior_mean_coef2, t, x_t) * x_t
-        return mean, _gather(self.posterior_variance, t, x_t)
+        """Mean and variance of q(x_{t−1} | x_t, x_0) (DDPM eqs. 6–7; see :func:`posterior`), from float64 ᾱ."""
+        t = self._timesteps(t, x_t).cpu()
+        ab_prev = torch.cat([self.alpha_bar64.new_ones(1), self.alpha_bar64])[t]  # ᾱ_{t−1}, with ᾱ_{−1} = 1
+        coefs = posterior(self.alpha_bar64[t], ab_prev)
+        coef_x0, coef_xt, variance = (c.reshape(t.shape + (1,) * (x_t.dim() - t.dim())).to(x_t) for c in coefs)
+        return coef_x0 * x0 + coef_xt * x_t, variance
 
     def t_from_sigma(self, sigma: Tensor) -> Tensor:
         """The fractional timestep whose σ_t = √((1−ᾱ_t)/ᾱ_t) equals ``sigma`` (linear in log σ between steps).
@@ -299,12 +327,23 @@ class NoiseSchedule:
         This is how the σ-space samplers (Euler, Heun) choose evaluation points on the trained
         discrete schedule; σ outside the trained range is clamped to its ends.
         """
-        log_sigmas = 0.5 * ((1 - self.alpha_bar64) / self.alpha_bar64).log()  # log σ_t, not log σ_t²
+        log_sigmas = self.sigmas64.log()
         ls = torch.as_tensor(sigma, dtype=torch.float64).log().clamp(float(log_sigmas[0]), float(log_sigmas[-1]))
+        if self.num_timesteps == 1:  # one trained noise level: every σ is clamped onto it
+            return torch.zeros_like(ls)
         hi = torch.searchsorted(log_sigmas, ls).clamp(1, self.num_timesteps - 1)
         lo = hi - 1
         w = (ls - log_sigmas[lo]) / (log_sigmas[hi] - log_sigmas[lo])
         return lo.double() + w.clamp(0, 1)
+
+    def sigma_at(self, t: Tensor | Sequence[float]) -> Tensor:
+        """σ at fractional timesteps (float64, CPU): the inverse of :meth:`t_from_sigma` (log-linear between steps)."""
+        t = torch.as_tensor(t, dtype=torch.float64)
+        lo = t.floor().long().clamp(0, self.num_timesteps - 1)
+        hi = (lo + 1).clamp(max=self.num_timesteps - 1)
+        w = t - lo.double()
+        log_sigmas = self.sigmas64.log()
+        return ((1 - w) * log_sigmas[lo] + w * log_sigmas[hi]).exp()
 
     def _timesteps(self, t: Tensor | int, x: Tensor) -> Tensor:
         t = torch.as_tensor(t, device=self.device)

@@ -9,7 +9,8 @@ import torch
 
 from ..conditioning import check_classes, parse_context
 from ..errors import UserError
-from ..generate import class_grid_labels
+from ..files import check_writable
+from ..generate import class_rows
 from ..train.setup import resolve_device
 
 
@@ -22,7 +23,7 @@ def device_from(args: argparse.Namespace) -> torch.device:
 
 
 def output_path(path: str | None, suffixes: tuple[str, ...], flag: str = "--out") -> Path | None:
-    """Check an output file before any work is done: a known suffix and an existing folder."""
+    """Check an output file before any work is done: a known suffix and an existing, writable folder."""
     if path is None:
         return None
     p = Path(path)
@@ -32,7 +33,20 @@ def output_path(path: str | None, suffixes: tuple[str, ...], flag: str = "--out"
         raise UserError(f"{flag} {path}: the folder {p.parent} does not exist; create it first")
     if p.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name")
+    check_writable(p.parent, f"{flag} {path}")
     return p
+
+
+def distinct_outputs(outputs: dict[str, Path | None]) -> None:
+    """Refuse two flags naming the same file (one would silently overwrite the other)."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise UserError(f"{seen[key]} and {flag} both name {path}; give them different files")
+        seen[key] = flag
 
 
 def add_condition_flags(p: argparse.ArgumentParser) -> None:
@@ -70,9 +84,6 @@ def conditions(args: argparse.Namespace, model_config: dict, n: int,
         return rows.repeat(-(-n // len(rows)), 1)[:n], (None if len(rows) == 1 else len(rows))
     if args.guidance is not None and not (num_classes or context_dim):
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
-    if num_classes:  # one row per class
-        return class_grid_labels(n, num_classes), -(-n // num_classes)
-    if context_dim:  # one row per one-hot context
-        labels = class_grid_labels(n, context_dim)
-        return torch.nn.functional.one_hot(labels, context_dim).float(), -(-n // context_dim)
+    if num_classes or context_dim:  # one row per class, or per one-hot context
+        return class_rows(n, num_classes or context_dim, one_hot=not num_classes)
     return None, None

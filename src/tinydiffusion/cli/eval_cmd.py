@@ -12,12 +12,13 @@ import torch
 
 from ..checkpoint import atomic_write, load_model
 from ..errors import UserError
-from ..generate import generate, sample_shape
+from ..files import check_writable
+from ..generate import check_sample_memory, generate, sample_shape
 from ..metrics import evaluate_images
 from ..samplers import SAMPLERS, sampler_timesteps
 from ..viz.grid import to_uint8
 from .common import device_from
-from .sample_cmd import add_sampler_flags, settings_from
+from .sample_cmd import add_sampler_flags, check_batch_size, settings_from
 
 HELP = "sample N images and print Fréchet distance, KID, precision/recall and class accuracy as JSON"
 
@@ -45,14 +46,17 @@ def balanced_conditions(model_config: dict, n: int) -> tuple[torch.Tensor | None
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise UserError(f"-n must be at least 1, got {args.n}")
+    check_batch_size(args)
     device = device_from(args)
     loaded = load_model(args.run, device)
+    save = not args.no_save and loaded.path.parent.is_dir()
+    if save:
+        check_writable(loaded.path.parent, "eval.json (add --no-save to only print the scores)")
     data = loaded.meta["data"]
     if data.get("kind") == "points":
         raise UserError("eval scores images; this run generates 2-D points (look at them with tinydiffusion sample)")
     settings = settings_from(args, loaded)
+    check_sample_memory(args.n, sample_shape(data))
     cond, labels = balanced_conditions(loaded.meta["model_config"], args.n)
     if settings.guidance is not None and cond is None:
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     })
     text = json.dumps(scores, indent=None)
     print(text)
-    if not args.no_save and loaded.path.parent.is_dir():
+    if save:
         atomic_write(loaded.path.parent / "eval.json", (json.dumps(scores, indent=2) + "\n").encode())
     print(f"eval: FD {scores['fd']:.3f} (real-vs-real floor {scores['fd_floor']:.3f}) with {scores['features']} "
           f"features, N={scores['n']}", file=sys.stderr)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import warnings
 from collections.abc import Sequence
 
 from ..errors import UserError
-from . import eval_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
+from . import app_cmd, eval_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -21,6 +20,7 @@ COMMANDS = {
     "show": show_cmd,
     "report": report_cmd,
     "recipes": recipes_cmd,
+    "app": app_cmd,
 }
 
 
@@ -52,7 +52,15 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (Ctrl-C at any point: one line and 130)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("tinydiffusion: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(args_list)
@@ -69,5 +77,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tinydiffusion {args.command}: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
     except KeyboardInterrupt:
-        print(f"tinydiffusion {args.command}: interrupted", file=sys.stderr)
-        return 128 + int(signal.SIGINT)
+        print(f"tinydiffusion {args.command}: interrupted; nothing it had written is damaged", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -12,7 +12,10 @@ import torch
 from ..checkpoint import load_model
 from ..data import load_dataset
 from ..data.preview import examples_per_class
-from ..generate import SampleSettings, generate, sample_shape
+from ..errors import UserError
+from ..files import check_writable, ensure_folder
+from ..generate import SampleSettings, class_rows, generate, sample_shape
+from ..limits import check_seed
 from ..report import write_report
 from ..rng import SeededNoise
 from ..samplers import SamplerStep, sampler_timesteps
@@ -27,6 +30,7 @@ from .common import add_device, device_from
 
 HELP = "write RUN_DIR/report.html: config, data, loss curve, samples, forward and reverse animations, metrics"
 MEDIA_DIR = "report-media"
+MAX_PER_CLASS = 64
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,23 +44,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
+    check_seed(args.seed, "--seed")
+    if not 1 <= args.n <= MAX_PER_CLASS:
+        raise UserError(f"-n (samples per class) must be from 1 to {MAX_PER_CLASS}, got {args.n}")
     device = device_from(args)
     loaded = load_model(run_dir, device)
     data, meta = loaded.meta["data"], loaded.meta
-    media_dir = run_dir / MEDIA_DIR
-    media_dir.mkdir(exist_ok=True)
+    check_writable(run_dir, "report")
+    media_dir = ensure_folder(run_dir / MEDIA_DIR)
     media: dict[str, Path] = {"schedule": schedule_plot(loaded.schedule, media_dir / "schedule.png")}
     settings = SampleSettings.from_dict(meta.get("sample", {}))
     dataset = load_dataset(data["spec"], image_size=data.get("image_size") if data.get("kind") == "image" else None,
                            seed=args.seed)
     shape = sample_shape(data)
     num = int(meta["model_config"].get("num_classes") or meta["model_config"].get("context_dim") or 0)
-    per = max(1, args.n)
-    if num:
-        ids = torch.arange(num).repeat_interleave(per)
-        cond = ids if meta["model_config"].get("num_classes") else torch.nn.functional.one_hot(ids, num).float()
-    else:
-        cond = None
+    per = args.n
+    cond = class_rows(num * per, num, one_hot=not meta["model_config"].get("num_classes"))[0] if num else None
     total = len(sampler_timesteps(loaded.schedule, settings.sampler, settings.steps, settings.spacing))
     points = dataset.kind == "points"
     columns = POINT_COLUMNS if points else IMAGE_COLUMNS

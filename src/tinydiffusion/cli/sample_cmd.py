@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import torch
 
 from ..checkpoint import LoadedModel, load_model
 from ..errors import UserError
-from ..generate import SampleSettings, generate, sample_shape
-from ..samplers import SAMPLERS, SamplerStep, sampler_timesteps
+from ..files import atomic_write
+from ..generate import SampleSettings, check_sample_memory, generate, sample_shape
+from ..limits import check_seed
+from ..samplers import SAMPLERS, SamplerStep, sampler_options, sampler_timesteps
 from ..samplers.ancestral import VARIANCES
 from ..samplers.common import SPACINGS
 from ..viz.gif import subsample_indices
@@ -21,7 +24,7 @@ from ..viz.grid import make_grid, save_image, to_uint8
 from ..viz.scatter import reverse_scatter_gif, scatter_png, scatter_strip
 from ..viz.strip import IMAGE_COLUMNS, POINT_COLUMNS, reverse_strip, strip_indices
 from ..viz.trajectory import reverse_gif, x0_strip
-from .common import add_condition_flags, add_device, conditions, device_from, output_path
+from .common import add_condition_flags, add_device, conditions, device_from, distinct_outputs, output_path
 
 HELP = "draw samples from a trained run"
 GIF_FRAMES = 60
@@ -64,19 +67,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace, loaded: LoadedModel) -> SampleSettings:
     """The run's sampling defaults with the flags that were given on top."""
     s = SampleSettings.from_dict(loaded.meta.get("sample", {}))
+    given = set()
     if args.sampler is not None and args.sampler != s.sampler:
         s.sampler = args.sampler
         s.steps = None  # the sampler's own default unless --steps says otherwise
+        given.add("sampler")
     for flag, field in (("steps", "steps"), ("eta", "eta"), ("spacing", "spacing"), ("variance", "variance"),
                         ("clip_x0", "clip_x0"), ("guidance", "guidance")):
         value = getattr(args, flag, None)
         if value is not None:
             setattr(s, field, value)
-    if s.steps is not None and s.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {s.steps}")
-    if loaded.meta.get("objective") == "corrupt" and s.sampler != "x0-step":
-        raise UserError(f"this model was trained with seed 001's corrupt objective; only --sampler x0-step fits it, "
-                        f"not {s.sampler}")
+            given.add(field)
+
+    def label(field: str) -> str:
+        return f"--{field.replace('_', '-')}" if field in given else f"the run's sample.{field} (in {loaded.path})"
+
+    s.check(label, objective=loaded.meta.get("objective"), prediction=loaded.prediction)
+    # A flag the sampler does not use is an error; the run's own settings for another sampler just drop out.
+    sampler_options(s.sampler, **{k: getattr(args, k, None) for k in ("eta", "variance", "spacing")})
     return s
 
 
@@ -85,6 +93,7 @@ def check_batch_size(args: argparse.Namespace) -> None:
         raise UserError(f"-n must be at least 1, got {args.n}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_seed(args.seed, "--seed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     gif = output_path(args.gif, (".gif",), "--gif")
     strip = output_path(args.x0_strip, (".png",), "--x0-strip")
     chain = output_path(args.strip, (".png",), "--strip")
+    distinct_outputs({"--out": out, "--gif": gif, "--x0-strip": strip, "--strip": chain})
     check_batch_size(args)
     if args.gif_frames < 2:
         raise UserError(f"--gif-frames must be at least 2 (the noise and the sample), got {args.gif_frames}")
@@ -99,22 +109,25 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--strip-columns must be at least 1, got {args.strip_columns}")
     device = device_from(args)
     loaded = load_model(args.run, device)
-    settings = settings_from(args, loaded)
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n, loaded.meta["data"].get("class_names"))
     data = loaded.meta["data"]
-    shape = sample_shape(data)
     points = data.get("kind") == "points"
-    if points and strip:
-        raise UserError("--x0-strip draws images; this run generates 2-D points (use --strip)")
+    if strip and points:
+        raise UserError("--x0-strip draws images; this run generates 2-D points (use --strip or --gif for their "
+                        "reverse process)")
+    settings = settings_from(args, loaded)
+    shape = sample_shape(data)
     columns = args.strip_columns or (POINT_COLUMNS if points else IMAGE_COLUMNS)
-    steps: list[SamplerStep] = []
-    callback = None
+    keep: set[int] = set()
     if gif or strip or chain:
         total = _steps(loaded, settings)
-        keep = set(subsample_indices(total, args.gif_frames))
-        keep.update({0, total - 1})
+        keep = set(subsample_indices(total, args.gif_frames)) | {0, total - 1}
         if chain:
             keep.update(strip_indices(total, columns))
+    check_sample_memory(args.n, shape, len(keep))
+    cond, per_row = conditions(args, loaded.meta["model_config"], args.n, data.get("class_names"))
+    steps: list[SamplerStep] = []
+    callback = None
+    if keep:
 
         def callback(step: SamplerStep) -> None:
             if step.index in keep:
@@ -125,19 +138,28 @@ def run(args: argparse.Namespace) -> int:
     x = generate(loaded.model, loaded.schedule, shape, args.n, settings=settings, prediction=loaded.prediction,
                  seed=args.seed, cond=cond, batch_size=batch, device=device, callback=callback,
                  data_range=loaded.data_range)
-    write_samples(out, x, cond, data, per_row)
-    if points:
+    written: list[Path] = []
+    try:
+        write_samples(out, x, cond, data, per_row)
+        written.append(out)
         if gif:
-            reverse_scatter_gif(steps, gif, max_frames=args.gif_frames)
-        if chain:
-            scatter_strip(steps, chain, columns)
-    else:
-        if gif:
-            reverse_gif(steps, gif, nrow=per_row, max_frames=args.gif_frames)
+            if points:
+                reverse_scatter_gif(steps, gif, max_frames=args.gif_frames)
+            else:
+                reverse_gif(steps, gif, nrow=per_row, max_frames=args.gif_frames)
+            written.append(gif)
         if strip:
             x0_strip(steps, strip)
+            written.append(strip)
         if chain:
-            reverse_strip(steps, chain, columns, rows=STRIP_ROWS)
+            if points:
+                scatter_strip(steps, chain, columns)
+            else:
+                reverse_strip(steps, chain, columns, rows=STRIP_ROWS)
+    except UserError as exc:
+        if not written:
+            raise
+        raise UserError(f"{exc}; already written: {', '.join(map(str, written))}") from None
     made = ", ".join(str(p) for p in (out, gif, strip, chain) if p is not None)
     print(f"wrote {made} ({args.n} samples, {settings.sampler}, "
           f"{SAMPLERS[settings.sampler].network_calls(_steps(loaded, settings))} network calls)",
@@ -166,5 +188,6 @@ def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, data: d
             arrays["labels"] = cond.numpy().astype(np.int64)
     if data.get("class_names"):
         arrays["class_names"] = np.array(data["class_names"])
-    with open(out, "wb") as f:
-        np.savez(f, **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(out, buffer.getvalue())

@@ -13,6 +13,7 @@ from ..data import load_dataset
 from ..data.preview import examples_per_class
 from ..errors import UserError
 from ..generate import generate, sample_shape
+from ..limits import check_seed
 from ..objectives import corrupt
 from ..rng import SeededNoise
 from ..samplers import SAMPLERS
@@ -31,6 +32,8 @@ from .sample_cmd import add_sampler_flags, settings_from
 
 HELP = "pictures of diffusion: the forward process, schedules, a dataset, samplers side by side, seed figures"
 STYLES = ("grid", "side-by-side", "percent")
+MAX_TIMESTEPS = 1_000_000  #: the bound of schedule.timesteps in a config, too
+MAX_PER_CLASS = 256
 DEFAULT_DATA = "fashion-mnist-mini"
 
 EPILOG = """\
@@ -139,6 +142,7 @@ def parse_schedule(text: str) -> NoiseSchedule:
         limits = [float(v) for v in parts[2:4]]
     except (IndexError, ValueError):
         raise UserError(f"--schedule {text!r}: write KIND:T or KIND:T:BETA_START:BETA_END, e.g. linear:1000") from None
+    _check_timesteps(T, f"--schedule {text!r}")
     config = {"kind": kind, "timesteps": T}
     if limits:
         if len(limits) != 2:
@@ -147,10 +151,17 @@ def parse_schedule(text: str) -> NoiseSchedule:
     return NoiseSchedule.from_config(config)
 
 
+def _check_timesteps(T: int, flag: str) -> None:
+    if not 1 <= T <= MAX_TIMESTEPS:
+        raise UserError(f"{flag}: T must be from 1 to {MAX_TIMESTEPS}, got {T}")
+
+
 def _forward_schedule(args: argparse.Namespace) -> NoiseSchedule:
     if args.recipe:
         return build_schedule(build_config(args.recipe))
-    config = {"kind": args.schedule or "linear", "timesteps": args.timesteps or 150}
+    if args.timesteps is not None:
+        _check_timesteps(args.timesteps, "--timesteps")
+    config = {"kind": args.schedule or "linear", "timesteps": 150 if args.timesteps is None else args.timesteps}
     if (args.schedule or "linear") != "cosine":
         config.update(beta_start=args.beta_start if args.beta_start is not None else 1e-4,
                       beta_end=args.beta_end if args.beta_end is not None else 0.02)
@@ -183,9 +194,9 @@ def show_forward(args: argparse.Namespace) -> None:
     gif = output_path(args.gif, (".gif",), "--gif")
     if args.n < 1:
         raise UserError(f"-n must be at least 1, got {args.n}")
-    schedule = _forward_schedule(args)
     spec, image_size, n_points = _forward_data(args)
     dataset = load_dataset(spec, image_size=image_size, seed=args.seed, n=n_points)
+    schedule = _forward_schedule(args)
     if dataset.kind == "points":
         points = torch.from_numpy(dataset.points)
         noise = SeededNoise.range(args.seed, len(points))
@@ -223,8 +234,8 @@ def show_schedule(args: argparse.Namespace) -> None:
 
 def show_data(args: argparse.Namespace) -> None:
     out = output_path(args.out, (".png",))
-    if args.per_class < 1:
-        raise UserError(f"--per-class must be at least 1, got {args.per_class}")
+    if not 1 <= args.per_class <= MAX_PER_CLASS:
+        raise UserError(f"--per-class must be from 1 to {MAX_PER_CLASS}, got {args.per_class}")
     dataset = load_dataset(args.spec, image_size=args.image_size, seed=args.seed)
     if dataset.kind == "points":
         scatter_png(dataset.points, out, title=dataset.name)
@@ -304,6 +315,8 @@ def show_minmax(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed, "--seed")
     handlers = {"forward": show_forward, "schedule": show_schedule, "data": show_data, "samplers": show_samplers,
                 "corrupt": show_corrupt, "minmax": show_minmax}
     handlers[args.what](args)

@@ -7,10 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..checkpoint import MODEL_FILE, STATE_DIR
 from ..config import build_config
 from ..errors import UserError
+from ..provenance import current_config
 from ..train.loop import Interrupted, train
+from ..train.rundir import holds_run
 
 HELP = "train a model (no arguments: the quickstart recipe on the bundled Fashion-MNIST subset)"
 RUNS = Path("runs")
@@ -35,26 +36,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override any setting, e.g. --set optim.lr=2e-4 --set model.dropout=0")
 
 
-def _holds_run(path: Path) -> bool:
-    return (path / MODEL_FILE).exists() or (path / STATE_DIR).is_dir()
-
-
 def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
-    """The run directory: never overwrite a finished run by accident, never resume into nothing."""
+    """The run directory: never overwrite a finished run by accident, never resume into nothing.
+
+    The checks that matter for safety (a run already there, another training writing into it) are made
+    again by the training under the run directory's lock (:mod:`tinydiffusion.train.rundir`).
+    """
     if out is not None:
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {out} is a file; give a folder for the run")
-        if not resume and _holds_run(path):
-            raise UserError(f"{path} already holds a run; add --resume to continue it or choose another --out")
-        if any(parent.exists() and not parent.is_dir() for parent in path.parents):
-            raise UserError(f"--out {out}: a file stands where a folder of the path should be")
-        return path  # missing folders on the way are created when training starts
+        return path  # missing folders on the way are created by the run directory's lock
     base = RUNS / recipe
     if resume:
         return base
     candidate, k = base, 1
-    while _holds_run(candidate):
+    while holds_run(candidate):
         k += 1
         candidate = RUNS / f"{recipe}-{k}"
     return candidate
@@ -63,10 +60,9 @@ def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
 def run(args: argparse.Namespace) -> int:
     config_file = args.config
     if args.resume and args.recipe is None and config_file is None:
-        # Continue the run with the settings it was made with (its resolved config.toml).
-        saved = Path(args.out or RUNS / "quickstart") / "config.toml"
-        if saved.exists():
-            config_file = saved
+        # Continue the run with the settings it trained with last (config.toml, or the newest
+        # config-resume-<step>.toml; see tinydiffusion.provenance).
+        config_file = current_config(Path(args.out or RUNS / "quickstart"))
     flags = {
         "data.spec": args.data,
         "optim.steps": args.steps,

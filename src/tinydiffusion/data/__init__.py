@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UserError
 from .arrays import SPRITES_CREDIT, load_npz, load_sprites
-from .batches import Batch, make_batches
+from .batches import Batch, make_batches, split_batch
 from .bundled import load_bundled
 from .dataset import Dataset
 from .folder import load_folder
@@ -27,7 +27,7 @@ from .root import data_root
 from .toy2d import TOY_SETS
 
 __all__ = ["Dataset", "DATASETS", "DatasetEntry", "LoadOptions", "load_dataset", "data_root", "download",
-           "Batch", "make_batches", "examples_per_class"]
+           "Batch", "make_batches", "split_batch", "examples_per_class"]
 
 DEFAULT_POINTS = 10_000
 
@@ -128,7 +128,7 @@ def load_dataset(spec: str, *, image_size: int | None = None, split: str = "trai
                  center_crop: bool = False, resize_filter: str = "bilinear",
                  background: tuple[int, int, int] = (255, 255, 255), n: int | None = None,
                  seed: int = 0) -> Dataset:
-    """Load the dataset named by ``spec`` (see ``DATASETS``; DESIGN.md §2 lists the specs).
+    """Load the dataset named by ``spec`` (see ``DATASETS``; the README's 'Data' section lists the specs).
 
     Image sets: ``image_size`` resizes (Pillow, ``resize_filter``: "bilinear" (antialiased, as
     torchvision's Resize on PIL images in seed 000), "nearest" for pixel art, "lanczos"); non-square

@@ -46,9 +46,11 @@ def as_uint8_images(array: np.ndarray, source: str, background: tuple[int, int, 
     if len(array) == 0:
         raise UserError(f"{source}: images is empty")
     if array.dtype.kind == "f":
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        if not np.isfinite(array).all():
+            raise UserError(f"{source}: float images must lie in [0, 1], but some values are NaN or infinite")
+        if array.min() < 0 or array.max() > 1:
             raise UserError(f"{source}: float images must lie in [0, 1], got values from "
-                            f"{np.nanmin(array):g} to {np.nanmax(array):g}")
+                            f"{array.min():g} to {array.max():g}")
         array = np.rint(array * 255).astype(np.uint8)
     elif array.dtype.kind in "iu":
         if array.dtype != np.uint8 and (array.min() < 0 or array.max() > 255):
@@ -96,6 +98,9 @@ def load_npz(path: str, background: tuple[int, int, int]) -> dict[str, object]:
                         "save plain numeric and string arrays") from None
     except (OSError, zipfile.BadZipFile, EOFError) as e:
         raise UserError(f"{file} is not a readable .npz file ({e})") from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a member that is not .npy
+            raise UserError(f"{file}: {key!r} is not a numpy array; write the file with numpy.savez")
     if "images" not in arrays:
         raise UserError(f"{file} has no 'images' array (it has: {', '.join(sorted(arrays)) or 'nothing'}); "
                         "save the images under the name 'images'")

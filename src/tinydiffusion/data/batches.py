@@ -10,7 +10,7 @@ batches one process sees. A horizontal flip (``hflip``) is decided per position 
 
 Two paths yield identical batches:
 
-* device-resident (small data, the usual case; DESIGN.md §5): the uint8 array lives on the device;
+* device-resident (small data, the usual case; see the README's 'Data'): the uint8 array lives on the device;
   each step slices the cached permutation, gathers, flips and converts there: no host round trip,
   no DataLoader;
 * streaming (data larger than ``resident`` bytes): a ``DataLoader`` whose workers gather uint8
@@ -33,13 +33,10 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from ..rng import SeededNoise, stream
+from ..rng import SeededNoise, Stream, seed_parts, stream
 from .dataset import Dataset
 from ..value_range import DEFAULT_RANGE, pixels_to_range
 
-_ORDER = 0x0D4E  # stream tags: the sample order and the flips draw from unrelated hash streams
-_FLIP = 0xF119
-_MASK32 = 0xFFFFFFFF
 DEFAULT_RESIDENT_BYTES = 1 << 30
 
 
@@ -52,8 +49,18 @@ class Batch:
     index: Tensor  #: int64 (b,) global sample positions (keys for per-sample random numbers)
 
 
-def _seed_parts(seed: int) -> tuple[int, int]:
-    return seed & _MASK32, (seed >> 32) & _MASK32
+def split_batch(batch_size: int, world_size: int = 1, grad_accum: int = 1) -> int:
+    """The size of one micro-batch of one process, B / (world_size · grad_accum), or one clear error."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch size must be a positive whole number, got {batch_size!r}")
+    if grad_accum < 1:
+        raise UserError(f"optim.grad_accum must be at least 1, got {grad_accum}")
+    parts = world_size * grad_accum
+    if batch_size % parts:
+        accum = f" × {grad_accum} accumulation steps (optim.grad_accum)" if grad_accum > 1 else ""
+        raise UserError(f"batch size {batch_size} does not split evenly over {world_size} process(es){accum}; "
+                        f"use a multiple of {parts}")
+    return batch_size // parts
 
 
 class SampleOrder:
@@ -67,7 +74,7 @@ class SampleOrder:
         """The order of epoch ``epoch`` (int64 (n,) on the device); the two latest epochs are cached."""
         perm = self._cache.get(epoch)
         if perm is None:
-            generator = torch.Generator().manual_seed(stream(_ORDER, *_seed_parts(self.seed), epoch))
+            generator = torch.Generator().manual_seed(stream(Stream.ORDER, *seed_parts(self.seed), epoch))
             perm = torch.randperm(self.n, generator=generator).to(self.device)
             self._cache = {e: p for e, p in self._cache.items() if e == epoch - 1}
             self._cache[epoch] = perm
@@ -86,7 +93,7 @@ class SampleOrder:
 
 def flip_mask(positions: Tensor, seed: int) -> Tensor:
     """Bool (b,): whether the sample at each global position is mirrored left–right (probability ½)."""
-    return SeededNoise(positions).rand((), stream(_FLIP, *_seed_parts(seed)), dtype=torch.float64) < 0.5
+    return SeededNoise(positions).rand((), stream(Stream.FLIP, *seed_parts(seed)), dtype=torch.float64) < 0.5
 
 
 def _finish(x: Tensor, positions: Tensor, seed: int, hflip: bool, value_range: tuple[float, float]) -> Tensor:
@@ -122,13 +129,9 @@ def make_batches(dataset: Dataset, batch_size: int, *, device: torch.device | st
     what pixel values 0..255 map to: (−1, 1) or seed 001's (0, 1).
     """
     device = torch.device(device)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch size must be a positive whole number, got {batch_size!r}")
     if world_size < 1 or not 0 <= rank < world_size:
         raise UserError(f"rank {rank} is not in 0..world_size-1 (world_size {world_size})")
-    if batch_size % world_size:
-        raise UserError(f"batch size {batch_size} does not split evenly over {world_size} processes; "
-                        f"use a multiple of {world_size}")
+    local_batch = split_batch(batch_size, world_size)
     if hflip and dataset.kind != "image":
         raise UserError("hflip mirrors images; it does not apply to the 2-D point set " + repr(dataset.name))
     if start_step < 0:
@@ -139,7 +142,7 @@ def make_batches(dataset: Dataset, batch_size: int, *, device: torch.device | st
         if device.type == "cuda":
             resident = torch.cuda.mem_get_info(device)[0] // 4
     nbytes = data.numel() * data.element_size() + (0 if cond is None else cond.numel() * cond.element_size())
-    plan = _Plan(n=len(dataset), seed=seed, global_batch=batch_size, local_batch=batch_size // world_size,
+    plan = _Plan(n=len(dataset), seed=seed, global_batch=batch_size, local_batch=local_batch,
                  rank=rank)
     if nbytes <= resident:
         return _resident(plan, data, cond, device, hflip, start_step, value_range)

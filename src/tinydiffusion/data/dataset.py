@@ -8,12 +8,14 @@ vectors) or both.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import DataWarning, UserError
+from ..limits import check_classes_count
 
 CONDITIONS = ("none", "class", "context")
 
@@ -45,6 +47,18 @@ class Dataset:
         if self.contexts is not None and (self.contexts.dtype != np.float32 or self.contexts.ndim != 2
                                           or self.contexts.shape[0] != n):
             raise ValueError(f"contexts must be float32 ({n}, K), got {self.contexts.dtype} {self.contexts.shape}")
+        if self.labels is not None and n:
+            self._check_label_range()
+
+    def _check_label_range(self) -> None:
+        """A stray large label would build a network with that many classes: bound it, and say when most
+        class ids of unnamed classes have no example (named classes may be missing from a subset)."""
+        top = int(self.labels.max()) + 1
+        check_classes_count(top, self.name)
+        used = len(np.unique(self.labels))
+        if self.class_names is None and used < top / 2:
+            warnings.warn(f"{self.name}: the labels use {used} of the {top:,} class ids 0..{top - 1:,}, so most "
+                          "classes have no example; number the classes 0..K-1", DataWarning, stacklevel=3)
 
     @property
     def kind(self) -> str:

@@ -97,11 +97,18 @@ def download(name: str, folder: Path, md5: str, mirrors: Sequence[str], *,
 
     Each mirror URL is joined with ``name``. The bytes go to a temporary file in ``folder`` that is
     renamed to ``folder/name`` only when its md5 matches, so an interrupted or corrupt download never
-    leaves a file behind. Raises a UserError naming the file: the md5 message when a mirror served
-    wrong bytes, else the missing-file message with the last network error.
+    leaves a file behind, and folders created for it are removed again when nothing could be fetched
+    (offline, a missing data root stays missing). Raises a UserError naming the file: the md5 message
+    when a mirror served wrong bytes, else the missing-file message with the last network error.
     """
     target = folder / name
-    folder.mkdir(parents=True, exist_ok=True)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{name} is missing and {folder} cannot be created to download it into "
+                        f"({e.strerror or e}); set {ENV_VAR} to a writable folder, or one that has "
+                        f"{folder.name}/{name}") from None
     bad_md5: str | None = None
     reason = "no mirror given"
     for mirror in mirrors:
@@ -125,16 +132,30 @@ def download(name: str, folder: Path, md5: str, mirrors: Sequence[str], *,
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+    _remove_empty(created)
     if bad_md5 is not None:
         raise UserError(bad_md5)
     raise UserError(f"{name} is missing from {folder} and could not be downloaded ({reason}); "
                     f"put the file there, or set {ENV_VAR} to a folder that has {folder.name}/{name}")
 
 
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove folders made for a download that failed (deepest first; stops at one that is not empty)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else wrote there meanwhile) or not ours to remove: keep it
+            return
+
+
 def ensure_file(source: IdxSource, split: str, part: str, root: Path,
                 mirrors: Sequence[str] | None = None) -> Path:
     """The md5-checked path of one idx file under ``root``, downloading it first when it is missing."""
     name, md5 = source.files[(split, part)]
+    for folder in (root, root / source.folder):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"the data folder {folder} is a file, not a folder; set {ENV_VAR} to a folder that "
+                            f"holds {source.folder}/ (or remove the file)")
     path = root / source.folder / name
     if not path.exists():
         return download(name, root / source.folder, md5, source.mirrors if mirrors is None else mirrors)

@@ -30,6 +30,7 @@ def examples_per_class(dataset: Dataset, per_class: int = 8, seed: int = 0) -> t
         num_classes = dataset.num_classes
         groups = [np.flatnonzero(ids == c) for c in range(num_classes)]
         names = dataset.class_names or [str(c) for c in range(num_classes)]
+    per_class = min(per_class, max(len(g) for g in groups))  # more columns than any class fills stay blank
     out = np.full((len(groups), per_class) + dataset.images.shape[1:], BLANK, dtype=np.uint8)
     for row, members in enumerate(groups):
         chosen = np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False))

@@ -7,14 +7,16 @@ name to its (config class, network class) pair. See :mod:`tinydiffusion.models.b
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import UserError
 from .registry import MODELS, ModelEntry
 
-__all__ = ["MODELS", "ModelEntry", "build_model", "model_config", "count_parameters"]
+__all__ = ["MODELS", "ModelEntry", "build_model", "model_config", "count_parameters", "model_bytes"]
 
 
 def model_config(name: str, config: dict[str, Any] | None = None) -> Any:
@@ -43,3 +45,11 @@ def build_model(name: str, config: dict[str, Any] | None = None) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     """All parameters, trainable or frozen (the seeds count them this way)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def model_bytes(name: str, config: dict[str, Any] | None = None) -> int:
+    """Bytes of the parameters and buffers network ``name`` would have, counted on the meta device (nothing
+    is allocated, so a config that asks for 100 GB can be refused before it is built)."""
+    with torch.device("meta"):
+        model = build_model(name, config)
+    return sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import SelfAttention
+from .dropout import SeededDropout
 
 
 class ResnetBlock(nn.Module):
@@ -31,7 +32,7 @@ class ResnetBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.time_proj = nn.Linear(emb_dim, 2 * out_ch if scale_shift else out_ch)
         self.norm2 = nn.GroupNorm(groups, out_ch)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = SeededDropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 

@@ -22,14 +22,18 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..rng import SeededNoise
+from ..rng import SeededNoise, Stream
 from ..schedule import NoiseSchedule
 from ..value_range import DEFAULT_RANGE
 from . import ancestral, ddim, dpm_solver, karras, x0_step
-from .common import (INITIAL_NOISE, SPACINGS, Callback, SamplerStep, check_timesteps, make_denoiser, make_noise,
+from .common import (SPACINGS, Callback, SamplerStep, check_timesteps, make_denoiser, make_noise,
                      spaced_timesteps)
 
-__all__ = ["SAMPLERS", "SamplerSpec", "SamplerStep", "sample", "sampler_timesteps", "initial_noise", "spaced_timesteps"]
+__all__ = ["SAMPLERS", "SamplerSpec", "SamplerStep", "sample", "sampler_options", "sampler_timesteps", "initial_noise",
+           "spaced_timesteps"]
+
+#: The options of :func:`sample` that only some samplers use, with their defaults.
+OPTION_DEFAULTS: dict[str, Any] = {"eta": 0.0, "variance": "beta_tilde", "spacing": "trailing"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class SamplerSpec:
     karras: bool = False  # evaluates at Karras σ's (fractional timesteps) by default
     start: str = "gaussian"  # the distribution of x_T: "gaussian" or "uniform" (seed 001)
     second_order: bool = False  # two network calls per step but the last
+    options: tuple[str, ...] = ("spacing",)  # which of OPTION_DEFAULTS it uses
 
     def network_calls(self, steps: int) -> int:
         """How many network evaluations ``steps`` steps cost (guidance doubles the batch, not the calls)."""
@@ -49,14 +54,18 @@ class SamplerSpec:
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
-    "ddpm": SamplerSpec(ancestral.ddpm, "ancestral DDPM (σ²=β̃ by default, --variance beta for σ²=β)", None),
-    "ddim": SamplerSpec(ddim.ddim, "DDIM; deterministic at eta=0, eta=1 adds DDPM-like noise", 50),
+    "ddpm": SamplerSpec(ancestral.ddpm, "ancestral DDPM (σ²=β̃ by default, --variance beta for σ²=β)", None,
+                        options=("spacing", "variance")),
+    "ddim": SamplerSpec(ddim.ddim, "DDIM; deterministic at eta=0, eta=1 adds DDPM-like noise", 50,
+                        options=("spacing", "eta")),
     "dpm++": SamplerSpec(dpm_solver.dpmpp_2m, "DPM-Solver++(2M), good samples in 10-20 network calls", 20),
-    "euler": SamplerSpec(karras.euler, "Euler on Karras noise levels (probability-flow ODE)", 20, karras=True),
-    "heun": SamplerSpec(karras.heun, "Heun on Karras noise levels (2n-1 network calls)", 10, karras=True, second_order=True),
+    "euler": SamplerSpec(karras.euler, "Euler on Karras noise levels (probability-flow ODE)", 20, karras=True,
+                         options=()),
+    "heun": SamplerSpec(karras.heun, "Heun on Karras noise levels (2n-1 network calls)", 10, karras=True,
+                        second_order=True, options=()),
     "ddpm-no-noise": SamplerSpec(ancestral.ddpm_no_noise, "seed 002's incorrect DDPM without added noise (a demo)", None),
     "x0-step": SamplerSpec(x0_step.x0_step, "seed 001: move 1/(n-i) towards the predicted image (x0 models)", 5,
-                           start="uniform"),
+                           start="uniform", options=()),
     "ddpm-off-by-one": SamplerSpec(ancestral.ddpm_off_by_one, "seed 000's DDPM whose noise is sqrt(beta[t-1]), "
                                    "an off-by-one (a demo)", None),
 }
@@ -67,6 +76,25 @@ def _spec(name: str) -> SamplerSpec:
         return SAMPLERS[name]
     except KeyError:
         raise UserError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}") from None
+
+
+def sampler_options(sampler: str, **given: Any) -> dict[str, Any]:
+    """The options of ``given`` (None: not given) that ``sampler`` uses, defaults filled in.
+
+    An option the sampler does not use is refused when it is set to anything but its default (DDIM's
+    ``eta`` for DDPM, DDPM's ``variance`` elsewhere, a ``spacing`` for the Karras-σ samplers would
+    otherwise be ignored in silence); left at its default it is dropped.
+    """
+    spec = _spec(sampler)
+    used: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in spec.options:
+            used[name] = OPTION_DEFAULTS[name] if value is None else value
+        elif value is not None and value != OPTION_DEFAULTS[name]:
+            users = ", ".join(n for n, s in SAMPLERS.items() if name in s.options)
+            raise UserError(f"{name} {value!r} does not apply to the {sampler} sampler (only to {users}); "
+                            f"leave {name} out or choose another sampler")
+    return used
 
 
 def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None = None,
@@ -95,7 +123,7 @@ def initial_noise(sampler: str, shape: Sequence[int], generator: torch.Generator
     low, high = value_range
     if isinstance(generator, SeededNoise):
         g = generator.to(device)
-        x = g.rand(shape, INITIAL_NOISE) * (high - low) + low if uniform else g.randn(shape, INITIAL_NOISE)
+        x = g.rand(shape, Stream.INITIAL_NOISE) * (high - low) + low if uniform else g.randn(shape, Stream.INITIAL_NOISE)
         return x
     gen_device = generator.device if generator is not None else device
     if uniform:
@@ -112,12 +140,12 @@ def sample(
     sampler: str = "ddim",
     steps: int | None = None,
     timesteps: Sequence[float] | None = None,
-    eta: float = 0.0,
+    eta: float | None = None,
     generator: torch.Generator | SeededNoise | None = None,
     callback: Callback | None = None,
-    spacing: str = "trailing",
+    spacing: str | None = None,
     prediction: str = "epsilon",
-    variance: str = "beta_tilde",
+    variance: str | None = None,
     clip_x0: bool | tuple[float, float] = False,
     guidance: float | None = None,
     **cond: Any,
@@ -128,6 +156,8 @@ def sample(
     training timesteps of shape (B,) (float for the σ-space samplers ``euler``/``heun``).
     ``timesteps`` is an explicit descending list of training timesteps; otherwise ``steps`` steps are
     placed by ``spacing`` (``trailing``, ``leading`` or ``linspace``; see :func:`spaced_timesteps`).
+    ``eta`` (DDIM), ``variance`` (DDPM) and ``spacing`` (not the Karras-σ samplers) are refused with a
+    :class:`UserError` where the sampler does not use them (see :func:`sampler_options`).
     ``generator`` is a ``torch.Generator`` or a :class:`~tinydiffusion.rng.SeededNoise` (per-sample
     seeds: the same seed gives the same image at any batch size). ``guidance = w`` applies
     classifier-free guidance ε̂_u + w(ε̂_c − ε̂_u) to the condition passed in ``cond``.
@@ -135,6 +165,8 @@ def sample(
     as it is: call ``model.eval()`` first.
     """
     spec = _spec(sampler)
+    options = sampler_options(sampler, eta=eta, variance=variance, spacing=spacing)
+    spacing = options.pop("spacing", OPTION_DEFAULTS["spacing"])
     if spacing not in SPACINGS:
         raise UserError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
     if sampler == "x0-step" and prediction != "x0":
@@ -151,9 +183,4 @@ def sample(
     if isinstance(generator, SeededNoise):
         generator = generator.to(x_T.device)
     denoise = make_denoiser(model, prediction=prediction, guidance=guidance, clip_x0=clip_x0, cond=cond)
-    options: dict[str, Any] = {}
-    if sampler == "ddim":
-        options["eta"] = eta
-    elif sampler == "ddpm":
-        options["variance"] = variance
     return spec.fn(denoise, schedule, x_T, ts, noise=make_noise(generator), callback=callback, **options)

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ..errors import UserError
-from ..schedule import NoiseSchedule
-from .common import Callback, Denoise, Noise, report, step_pairs
+from ..schedule import NoiseSchedule, posterior, respaced_beta
+from .common import Callback, Denoise, Noise, emit_step, step_pairs
 
 VARIANCES = ("beta", "beta_tilde")
 #: Seed 000's σ_t = √β_{t−1}: accepted by :func:`ddpm` for :func:`ddpm_off_by_one`, not offered as a choice.
@@ -46,17 +46,15 @@ def ddpm(
     pairs = step_pairs(schedule, timesteps)
     for i, (t, t_prev, ab, ab_prev) in enumerate(pairs):
         x0, _ = denoise(x, t, ab)
-        beta = 1 - ab / ab_prev
-        coef_x0 = math.sqrt(ab_prev) * beta / (1 - ab)
-        coef_xt = math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
+        coef_x0, coef_xt, beta_tilde = posterior(ab, ab_prev)
         x_next = coef_x0 * x0 + coef_xt * x
         if add_noise and t_prev >= 0:
             if variance == OFF_BY_ONE:  # the β of the next step of the list: β_{t−1} on the full chain
-                var = 1 - pairs[i + 1][2] / pairs[i + 1][3]
+                var = respaced_beta(*pairs[i + 1][2:])
             else:
-                var = beta if variance == "beta" else (1 - ab_prev) / (1 - ab) * beta
+                var = respaced_beta(ab, ab_prev) if variance == "beta" else beta_tilde
             x_next = x_next + math.sqrt(var) * noise(x, i)
-        report(callback, i, t, x, x0, x_next)
+        emit_step(callback, i, t, x, x0, x_next)
         x = x_next
     return x
 

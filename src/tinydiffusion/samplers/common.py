@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -26,14 +26,10 @@ from torch import Tensor, nn
 from ..conditioning import null_condition
 from ..errors import UserError
 from ..objectives import split_prediction
-from ..rng import SeededNoise, stream
+from ..rng import SeededNoise, Stream, stream
 from ..schedule import NoiseSchedule
 
-Spacing = Literal["leading", "trailing", "linspace"]
 SPACINGS: tuple[str, ...] = ("leading", "trailing", "linspace")
-
-#: Stream tags of sampling randomness (see :mod:`tinydiffusion.rng`).
-INITIAL_NOISE, STEP_NOISE = 101, 102
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,7 @@ def make_noise(generator: torch.Generator | SeededNoise | None) -> Noise:
         seeded = generator
 
         def seeded_noise(like: Tensor, step: int) -> Tensor:
-            return seeded.randn(like.shape[1:], stream(STEP_NOISE, step)).to(like)
+            return seeded.randn(like.shape[1:], stream(Stream.STEP_NOISE, step)).to(like)
 
         return seeded_noise
 
@@ -166,8 +162,8 @@ def make_denoiser(
     return denoise
 
 
-def report(callback: Callback | None, index: int, t: float, x_t: Tensor, x0_hat: Tensor, x_next: Tensor) -> None:
-    """Call ``callback`` with one :class:`SamplerStep`, if there is a callback."""
+def emit_step(callback: Callback | None, index: int, t: float, x_t: Tensor, x0_hat: Tensor, x_next: Tensor) -> None:
+    """Hand one :class:`SamplerStep` to ``callback``, if there is a callback."""
     if callback is not None:
         callback(SamplerStep(index, float(t), x_t, x0_hat, x_next))
 

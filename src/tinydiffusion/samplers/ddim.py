@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..schedule import NoiseSchedule
-from .common import Callback, Denoise, Noise, report, step_pairs
+from .common import Callback, Denoise, Noise, emit_step, step_pairs
 
 
 def ddim(
@@ -35,6 +35,6 @@ def ddim(
         x_next = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
             x_next = x_next + sigma * noise(x, i)
-        report(callback, i, t, x, x0, x_next)
+        emit_step(callback, i, t, x, x0, x_next)
         x = x_next
     return x

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ..schedule import NoiseSchedule
-from .common import Callback, Denoise, Noise, report, step_pairs
+from .common import Callback, Denoise, Noise, emit_step, step_pairs
 
 
 def dpmpp_2m(
@@ -50,7 +50,7 @@ def dpmpp_2m(
             x_next = ratio * x - alpha_prev * math.expm1(-h) * d
             h_before = h
         x0_before = x0
-        report(callback, i, t, x, x0, x_next)
+        emit_step(callback, i, t, x, x0, x_next)
         x = x_next
     return x
 

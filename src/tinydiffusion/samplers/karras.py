@@ -8,7 +8,8 @@ dx̃/dσ = (x̃ − D(x̃; σ))/σ (EDM eq. 4 with s = 1). The noise levels are 
 
 between the trained σ_min = σ_0 and σ_max = σ_{T−1}; each σ_i is evaluated at the fractional training
 timestep whose σ matches it (log-σ interpolation, :meth:`NoiseSchedule.t_from_sigma`), so the network
-is asked about noise levels it was trained on.
+is asked about noise levels it was trained on. Every σ comes from the float64 table on the CPU
+(``NoiseSchedule.sigmas64``) before the loop: no step reads a device tensor back to the host.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import torch
 from torch import Tensor
 
 from ..schedule import NoiseSchedule
-from .common import Callback, Denoise, Noise, report
+from .common import Callback, Denoise, Noise, emit_step
 
 
 def karras_sigmas(schedule: NoiseSchedule, steps: int, rho: float = 7.0) -> list[float]:
     """EDM eq. 5 noise levels between the schedule's smallest and largest σ (without the final 0)."""
-    s_min, s_max = float(schedule.sigmas[0]), float(schedule.sigmas[-1])
+    s_min, s_max = float(schedule.sigmas64[0]), float(schedule.sigmas64[-1])
     if steps == 1:
         return [s_max]
     a, b = s_max ** (1 / rho), s_min ** (1 / rho)
@@ -34,21 +35,12 @@ def karras_sigmas(schedule: NoiseSchedule, steps: int, rho: float = 7.0) -> list
 
 def karras_timesteps(schedule: NoiseSchedule, steps: int, rho: float = 7.0) -> list[float]:
     """The fractional training timesteps of :func:`karras_sigmas` (what the network is evaluated at)."""
-    return schedule.t_from_sigma(torch.tensor(karras_sigmas(schedule, steps, rho))).tolist()
-
-
-def _sigma_at(schedule: NoiseSchedule, t: float) -> float:
-    """σ at a fractional timestep: the inverse of :meth:`NoiseSchedule.t_from_sigma`."""
-    lo = min(int(math.floor(t)), schedule.num_timesteps - 1)
-    hi = min(lo + 1, schedule.num_timesteps - 1)
-    s_lo, s_hi = float(schedule.sigmas[lo]), float(schedule.sigmas[hi])
-    w = t - lo
-    return math.exp((1 - w) * math.log(s_lo) + w * math.log(s_hi))
+    return schedule.t_from_sigma(torch.tensor(karras_sigmas(schedule, steps, rho), dtype=torch.float64)).tolist()
 
 
 def _euler_or_heun(denoise: Denoise, schedule: NoiseSchedule, x: Tensor, timesteps: Sequence[float],
                    noise: Noise, callback: Callback | None, second_order: bool) -> Tensor:
-    sigmas = [_sigma_at(schedule, t) for t in timesteps] + [0.0]
+    sigmas = schedule.sigma_at(list(timesteps)).tolist() + [0.0]
 
     def d_at(x_ve: Tensor, sigma: float, t: float) -> tuple[Tensor, Tensor]:
         ab = 1 / (1 + sigma**2)
@@ -64,7 +56,7 @@ def _euler_or_heun(denoise: Denoise, schedule: NoiseSchedule, x: Tensor, timeste
             d_next, _ = d_at(x_new, sigma_next, timesteps[i + 1])
             x_new = x_ve + (sigma_next - sigma) * 0.5 * (d + d_next)
         x_next = x_new / math.sqrt(1 + sigma_next**2)
-        report(callback, i, t, x_ve / math.sqrt(1 + sigma**2), x0, x_next)
+        emit_step(callback, i, t, x_ve / math.sqrt(1 + sigma**2), x0, x_next)
         x_ve = x_new
     return x_ve
 

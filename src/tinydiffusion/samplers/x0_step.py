@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ..schedule import NoiseSchedule
-from .common import Callback, Denoise, Noise, report
+from .common import Callback, Denoise, Noise, emit_step
 
 
 def x0_step(
@@ -31,6 +31,6 @@ def x0_step(
         x0, _ = denoise(x, t, schedule.alpha_bar_at(round(t)))
         mix = 1.0 / (n - i)
         x_next = x * (1 - mix) + x0 * mix
-        report(callback, i, t, x, x0, x_next)
+        emit_step(callback, i, t, x, x0, x_next)
         x = x_next
     return x

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from ..errors import UserError
 
@@ -18,6 +21,9 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    #: a gloo group over the same processes, for small host-side agreements (stop signals) without a GPU sync;
+    #: None: use the default group (already gloo on CPU)
+    host_group: Any = field(default=None, compare=False)
 
     @property
     def enabled(self) -> bool:
@@ -43,7 +49,8 @@ def init_distributed(device_kind: str) -> Dist:
         if device_kind == "cuda":
             torch.cuda.set_device(local)
         dist.init_process_group(backend, rank=rank, world_size=world)
-    return Dist(rank, world, local)
+    host_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+    return Dist(rank, world, local, host_group)
 
 
 def all_mean(value: torch.Tensor, d: Dist) -> torch.Tensor:
@@ -55,13 +62,36 @@ def all_mean(value: torch.Tensor, d: Dist) -> torch.Tensor:
     return value
 
 
-def any_flag(flag: bool, d: Dist, device: torch.device) -> bool:
-    """True on every process if ``flag`` is true on any (e.g. Ctrl-C seen by one process)."""
+def agree_on_signal(signum: int, d: Dist) -> int:
+    """The largest signal number any process has seen (0: none), the same on every process.
+
+    Called by every process at the end of every step, so that all stop together at the same step and
+    none enters a collective (a checkpoint's health check, the next step's gradient all-reduce) alone.
+    One all-reduce of one integer on the CPU (a gloo group beside NCCL): no GPU synchronisation.
+    """
     if not d.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
+        return signum
+    t = torch.tensor([signum], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=d.host_group)
+    return int(t.item())
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device, d: Dist) -> nn.Module:
+    """BatchNorm over the global batch under DDP, as one process computes it (SyncBatchNorm; CUDA only).
+
+    On CPU processes (gloo) PyTorch has no SyncBatchNorm: each process normalises by the statistics of
+    its own B/N samples (and DDP copies rank 0's running statistics to the others), so a BatchNorm
+    network trained by N CPU processes differs from one process; a warning says so.
+    """
+    if not d.enabled or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if d.is_main:
+        warnings.warn(f"BatchNorm statistics are per process on the CPU (PyTorch's SyncBatchNorm needs CUDA): "
+                      f"each of the {d.world_size} processes normalises by its own 1/{d.world_size} of the batch, "
+                      "so the run differs from one process with the whole batch", stacklevel=2)
+    return model
 
 
 def shutdown(d: Dist) -> None:

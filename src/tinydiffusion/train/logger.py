@@ -1,14 +1,25 @@
-"""log.csv, TensorBoard and the progress bar, written by the main process only."""
+"""log.csv, TensorBoard and the progress bar, written by the main process only.
+
+``log.csv`` is append-only and crash-safe: rows are appended and flushed one at a time, and a resumed
+run leaves the file alone until its first new row. Only then are the rows of the steps it redoes (those
+after its checkpoint) and a row cut short by a crash dropped, by writing the kept rows to a temporary
+file that is renamed over the log (:func:`~tinydiffusion.files.atomic_write`), so a ``kill -9`` at any
+moment leaves every row up to the checkpoint in place.
+"""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from ..errors import UserError
+from ..files import atomic_write
 
 COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "grad_norm", "elapsed_s")
 
@@ -22,15 +33,11 @@ class RunLogger:
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr,
                         disable=not (enabled and progress), desc="train")
         self.writer = None
+        self._csv: Any = None  # opened for appending at the first row (see the module docstring)
+        self.path = Path(run_dir) / "log.csv"
+        self._start_step = start_step
         if not enabled:
-            self._csv = None
             return
-        path = Path(run_dir) / "log.csv"
-        kept = _rows_up_to(path, start_step) if start_step > 0 else []
-        self._csv = open(path, "w", newline="", encoding="utf-8")
-        self._rows = csv.writer(self._csv)
-        self._rows.writerow(COLUMNS)
-        self._rows.writerows(kept)  # a resumed run drops the rows logged after its checkpoint
         have_tb = importlib.util.find_spec("tensorboard") is not None
         if tensorboard == "on" or (tensorboard == "auto" and have_tb):
             from torch.utils.tensorboard import SummaryWriter
@@ -44,12 +51,27 @@ class RunLogger:
         """Log one row (keys from :data:`COLUMNS`)."""
         if not self.enabled:
             return
-        self._rows.writerow([_fmt(values.get(c)) for c in COLUMNS])
-        self._csv.flush()
+        try:
+            if self._csv is None:
+                self._csv = self._open()
+            self._csv.write(_line([_fmt(values.get(c)) for c in COLUMNS]))
+            self._csv.flush()
+        except OSError as exc:
+            raise UserError(f"could not append to {self.path}: {exc.strerror or exc}; the rows before are kept, "
+                            "and so is the last checkpoint") from None
         self.bar.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{values['images_per_s']:.0f}", refresh=False)
         if self.writer is not None:
             for key in ("loss", "lr", "images_per_s", "grad_norm"):
                 self.writer.add_scalar(f"train/{key}", values[key], values["step"])
+
+    def _open(self) -> Any:
+        """The log opened for appending, after keeping only rows up to the start step (atomically)."""
+        resumed = self._start_step > 0 and self.path.exists()
+        text = self.path.read_text(encoding="utf-8", errors="replace") if resumed else ""
+        wanted = _line(COLUMNS) + "".join(_line(r) for r in _rows_up_to(text, self._start_step))
+        if wanted != text:
+            atomic_write(self.path, wanted.encode("utf-8"), kept=f"{self.path} was left as it was")
+        return open(self.path, "a", newline="", encoding="utf-8")
 
     def write(self, message: str) -> None:
         """A line that does not break the progress bar."""
@@ -64,13 +86,22 @@ class RunLogger:
             self.writer.close()
 
 
-def _rows_up_to(path: Path, step: int) -> list[list[str]]:
-    """The data rows of an existing log.csv whose step is at most ``step``."""
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))[1:]
-    return [r for r in rows if r and r[0].isdigit() and int(r[0]) <= step]
+def _line(cells: Any) -> str:
+    """One CSV row as text, with its line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
+
+
+def _rows_up_to(text: str, step: int) -> list[list[str]]:
+    """The complete data rows of log.csv text whose step is at most ``step``, in the order of :data:`COLUMNS`
+    (a last line without its line end was cut short by a crash and is dropped)."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    rows = [r for r in csv.DictReader(lines) if None not in r.values() and None not in r]
+    return [[r.get(c, "") for c in COLUMNS] for r in rows
+            if (r.get("step") or "").isdigit() and int(r["step"]) <= step]
 
 
 def _fmt(value: Any) -> str:

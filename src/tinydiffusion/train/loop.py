@@ -3,13 +3,16 @@
 Every random number of a step is a function of (run seed, step, global sample index) (see
 :class:`~tinydiffusion.rng.BatchRandom`) and the batch of a step is a function of (seed, step) (see
 ``tinydiffusion.data.make_batches``). So ``--resume`` continues exactly, and N processes with B/N samples
-each compute what one process with B samples computes.
+each compute what one process with B samples computes — with gradient accumulation too, and for dropout
+networks (their masks come from a seeded :class:`~tinydiffusion.models.dropout.DropoutSource`); BatchNorm
+networks use SyncBatchNorm on CUDA (see :func:`~tinydiffusion.train.distributed.sync_batchnorm`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -21,21 +24,24 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import checkpoint as ckpt
+from .. import provenance
 from ..config import TrainConfig, dumps
 from ..data import make_batches
 from ..errors import UserError
+from ..models.dropout import DropoutSource, dropout_from
 from ..rng import BatchRandom, SeededNoise
 from ..value_range import parse_range
-from .distributed import Dist, all_mean, any_flag, init_distributed, shutdown
+from .distributed import Dist, agree_on_signal, all_mean, init_distributed, shutdown, sync_batchnorm
 from .ema import EMA
 from .logger import RunLogger
 from .lr import lr_multiplier
 from .preview import PreviewAbandoned, Previews, write_preview
+from .rundir import RunDirectoryLock
 from .setup import RunParts, resolve_device, setup_run
 
 
 class TrainingDiverged(UserError):
-    """The loss or the gradient became NaN or infinite."""
+    """The loss, the gradient or the weights became NaN or infinite."""
 
 
 class Interrupted(Exception):
@@ -46,59 +52,75 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    """Set the global generators from a saved state; the states go in as CPU byte tensors, as torch requires."""
+    torch.set_rng_state(state["rng_cpu"].to("cpu", torch.uint8))
+    if device.type == "cuda" and state.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(state["rng_cuda"].to("cpu", torch.uint8), device)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Train a model as ``cfg`` says and return the run directory.
 
-    ``resume`` continues from the newest readable checkpoint in the run directory.
+    ``resume`` continues from the newest checkpoint in the run directory. The main process holds the
+    run directory's lock (:mod:`.rundir`) from before anything is written until training ends.
     """
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
-    d = init_distributed(device_kind)
+    dist = init_distributed(device_kind)
+    run_dir = Path(cfg.out)
+    lock = RunDirectoryLock(run_dir, resume=resume)
     try:
-        device = resolve_device(cfg.runtime.device, d.local_rank)
+        if dist.is_main:
+            lock.acquire()
+        device = resolve_device(cfg.runtime.device, dist.local_rank)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
-        parts = setup_run(cfg, device, d.world_size)
-        run_dir = Path(cfg.out)
-        trainer = Trainer(parts, run_dir, d)
+        parts = setup_run(cfg, device, dist.world_size)
+        trainer = Trainer(parts, run_dir, dist)
         if resume:
+            changes = provenance.check_resume(run_dir, cfg)
             trainer.restore()
-        elif d.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        if d.is_main:
+            trainer.config_path = provenance.resume_config_path(run_dir, trainer.step)
+            if dist.is_main:
+                provenance.report_changes(run_dir, trainer.step, changes)
+        if dist.is_main:
             params = sum(p.numel() for p in parts.model.parameters())
             print(f"tinydiffusion train: {cfg.recipe} -> {run_dir}: {cfg.model.name} ({params:,} params) on "
                   f"{parts.dataset.name} ({len(parts.dataset):,} samples), {parts.total_steps:,} steps on "
-                  f"{device}" + (f" x {d.world_size} processes" if d.enabled else ""), file=sys.stderr)
+                  f"{device}" + (f" x {dist.world_size} processes" if dist.enabled else ""), file=sys.stderr)
         trainer.fit()
         return run_dir
     finally:
-        shutdown(d)
+        lock.release()
+        shutdown(dist)
 
 
 class Trainer:
     """Owns the live objects of a run and the loop over optimiser steps."""
 
-    def __init__(self, parts: RunParts, run_dir: Path, d: Dist):
-        self.p = parts
+    def __init__(self, parts: RunParts, run_dir: Path, dist: Dist):
+        self.parts = parts  # data, network, schedule and loss of the run
         self.cfg: TrainConfig = parts.cfg
         self.run_dir = run_dir
-        self.d = d
+        self.dist = dist  # this process's place in the job
         self.device = parts.device
         rt = self.cfg.runtime
         self.amp = rt.amp == "bf16" or (rt.amp == "auto" and self.device.type == "cuda")
         self.channels_last = rt.channels_last and parts.dataset.kind == "image"
-        model = parts.model
+        model = sync_batchnorm(parts.model, self.device, dist)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: what is saved, averaged and sampled
         self.ema = EMA(model, self.cfg.ema.decay, self.cfg.ema.warmup) if self.cfg.ema.enabled else None
-        net: nn.Module = model
-        if d.enabled:
-            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.dropout_source = DropoutSource(rt.seed, self.cfg.optim.batch_size)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(model, device_ids=ids) if dist.enabled else None
+        net: nn.Module = self.ddp if self.ddp is not None else model
         self.net = torch.compile(net) if rt.compile else net
         self.optimizer = self._optimizer()
         self.step = 0
         self.elapsed = 0.0
+        self.config_path = run_dir / provenance.CONFIG_FILE  # a resume records its config in its own file
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------ construction
@@ -110,8 +132,13 @@ class Trainer:
         return kind(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, **extra)
 
     def restore(self) -> None:
-        """Load the newest readable training state of the run directory."""
-        path, state = ckpt.latest_state(self.run_dir, lambda p: ckpt.load_state(p, self.device))
+        """Load the newest readable training state of the run directory.
+
+        The state is read onto the CPU, whatever device trains: the weights are copied to the device by
+        ``load_state_dict``, and the generator states must reach ``torch.(cuda.)set_rng_state`` as CPU
+        byte tensors (a state mapped onto the GPU made ``--resume`` on CUDA crash).
+        """
+        path, state = ckpt.latest_state(self.run_dir, lambda p: ckpt.load_state(p, "cpu"))
         try:
             self.model.load_state_dict(state["model"])
             if self.ema is not None and state.get("ema") is not None:
@@ -123,26 +150,24 @@ class Trainer:
                             "--resume --out RUN) or start a new run directory") from None
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed_s", 0.0))
-        torch.set_rng_state(state["rng_cpu"])
-        if self.device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
-        if self.step >= self.p.total_steps:
+        restore_rng(state, self.device)
+        if self.step >= self.parts.total_steps:
             raise UserError(f"the run in {self.run_dir} already finished {self.step} steps; ask for more with "
                             f"--steps N (N > {self.step})")
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> None:
-        cfg, p = self.cfg, self.p
-        total = p.total_steps
+        cfg, parts = self.cfg, self.parts
+        total = parts.total_steps
         log = RunLogger(self.run_dir, total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
-                        enabled=self.d.is_main)
-        if self.d.is_main:
-            ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
-        self.previews = Previews(p, log.write)
+                        enabled=self.dist.is_main)
+        if self.dist.is_main:
+            ckpt.atomic_write(self.config_path, dumps(cfg).encode())
+        self.previews = Previews(parts, log.write)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
-        batches = make_batches(p.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
-                               condition=p.condition, hflip=cfg.data.hflip, rank=self.d.rank,
-                               world_size=self.d.world_size, start_step=self.step,
+        batches = make_batches(parts.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
+                               condition=parts.condition, hflip=cfg.data.hflip, rank=self.dist.rank,
+                               world_size=self.dist.world_size, start_step=self.step,
                                value_range=parse_range(cfg.data.range))
         health = torch.zeros(2, device=self.device)  # running sums of loss and gradient norm since the last log
         window_start, window_steps = time.perf_counter(), 0
@@ -153,7 +178,7 @@ class Trainer:
                     if self.step >= total:
                         break
                     lr = cfg.optim.lr * lr_multiplier(self.step, total, cfg.optim.lr_schedule, cfg.optim.warmup_steps,
-                                                      p.steps_per_epoch)
+                                                      parts.steps_per_epoch)
                     loss, grad_norm = self.train_step(batch, lr)
                     health += torch.stack([loss, grad_norm])
                     self.step += 1
@@ -169,24 +194,29 @@ class Trainer:
                     if self.step % ckpt_every == 0 or last:
                         self._check_health(health)
                         self._save()
-                    if self.d.is_main and self.previews.due(self.step):
-                        self._preview()
-                    stop = self._stop_signal is not None
-                    if self.d.enabled and (self.step % cfg.log.every == 0):
-                        stop = any_flag(stop, self.d, self.device)
-                    if stop and not last:
+                    if self.step % self.previews.every == 0 or last:
+                        self._check_health(health)  # on every process: it is a collective
+                        if self.dist.is_main and self.previews.due(self.step):  # within the previews' share
+                            self._preview()
+                    # Every step, every process: all stop at the same step, so none waits alone in a collective.
+                    signum = agree_on_signal(self._stop_signal or 0, self.dist)
+                    if signum and not last:
                         self._check_health(health)
                         path = self._save()
-                        raise Interrupted(f"stopped at step {self.step}/{total}; saved {path}; continue with: "
-                                          f"tinydiffusion train --config {self.run_dir / 'config.toml'} --resume "
-                                          f"--out {self.run_dir}", self._stop_signal or signal.SIGINT)
+                        where = f"saved {path}" if path is not None else "rank 0 saved the state"
+                        raise Interrupted(f"stopped at step {self.step}/{total}; {where}; continue with: "
+                                          f"tinydiffusion train --resume --out {self.run_dir}", signum)
+                if self.dist.is_main:
+                    ckpt.atomic_write(self.config_path, dumps(cfg).encode())
             finally:
                 log.close()
-        if self.d.is_main:
-            ckpt.atomic_write(self.run_dir / "config.toml", dumps(cfg).encode())
 
     def train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm."""
+        """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm.
+
+        Under DDP the gradients of the first k − 1 micro-batches stay local (``no_sync``: a fresh context
+        around each one's forward and backward) and the last backward all-reduces their sum.
+        """
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -195,15 +225,18 @@ class Trainer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         conds = cond.chunk(accum) if cond is not None else [None] * accum
+        micro = len(index) // accum
         total_loss = torch.zeros((), device=self.device)
-        for i, (xi, ci, idx) in enumerate(zip(x.chunk(accum), conds, index.chunk(accum))):
-            rng = BatchRandom(SeededNoise(idx), cfg.runtime.seed, self.step)
-            sync = contextlib.nullcontext() if (i == accum - 1 or not self.d.enabled) else self.net.no_sync()
-            with sync, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                loss = self.p.objective(self.net, xi, ci, rng).mean() / accum
-            with sync:
-                loss.backward()
-            total_loss += loss.detach()
+        with dropout_from(self.model, self.dropout_source):
+            for i, (xi, ci, idx) in enumerate(zip(x.chunk(accum), conds, index.chunk(accum))):
+                rng = BatchRandom(SeededNoise(idx), cfg.runtime.seed, self.step)
+                self.dropout_source.select(self.step, self.dist.rank * len(index) + i * micro, micro)
+                local = self.ddp is not None and i < accum - 1
+                with self.ddp.no_sync() if local else contextlib.nullcontext():
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                        loss = self.parts.objective(self.net, xi, ci, rng).mean() / accum
+                    loss.backward()
+                total_loss += loss.detach()
         # With max_norm = inf the call only measures the norm (the seeds without clipping).
         max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
@@ -215,12 +248,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ side effects
     def _log(self, log: RunLogger, health: torch.Tensor, steps: int, seconds: float, lr: float) -> None:
-        sums = all_mean(health, self.d).tolist()  # the one host sync per log interval
+        sums = all_mean(health, self.dist).tolist()  # the one host sync per log interval
         if not all(map(lambda v: v == v and abs(v) != float("inf"), sums)):
-            self._diverged()
+            self._diverged("the loss")
         log.row({
             "step": self.step,
-            "epoch": round(self.step / self.p.steps_per_epoch, 3),
+            "epoch": round(self.step / self.parts.steps_per_epoch, 3),
             "loss": sums[0] / steps,
             "lr": lr,
             "images_per_s": steps * self.cfg.optim.batch_size / max(seconds, 1e-9),
@@ -229,28 +262,37 @@ class Trainer:
         })
 
     def _check_health(self, health: torch.Tensor) -> None:
-        """Never checkpoint weights that a NaN/inf loss or gradient has touched."""
-        if not bool(torch.isfinite(all_mean(health, self.d)).all()):
-            self._diverged()
+        """Never checkpoint or preview weights that a NaN/inf loss, gradient or update has touched.
 
-    def _diverged(self) -> None:
+        Runs after the optimiser step: the loss and gradient sums since the last log, and every weight,
+        EMA weight and optimiser moment (one host sync for all of them).
+        """
+        if not bool(torch.isfinite(all_mean(health, self.dist)).all()):
+            self._diverged("the loss")
+        tensors = [*self.model.state_dict().values(), *(self.ema.state_dict().values() if self.ema else ())]
+        tensors += [t for s in self.optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        finite = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+        if finite and not bool(torch.stack(finite).all()):
+            self._diverged("the weights")
+
+    def _diverged(self, what: str) -> None:
         states = ckpt.list_states(self.run_dir)
         kept = f"the last good checkpoint is {states[-1][1]}" if states else "no checkpoint had been written yet"
-        raise TrainingDiverged(f"the loss became NaN or infinite by step {self.step}; {kept}; try a lower optim.lr "
+        raise TrainingDiverged(f"{what} became NaN or infinite by step {self.step}; {kept}; try a lower optim.lr "
                                "or optim.grad_clip")
 
     def _meta(self) -> dict[str, Any]:
-        cfg, p = self.cfg, self.p
-        ds = p.dataset
+        cfg, parts = self.cfg, self.parts
+        ds = parts.dataset
         return {
             "model": cfg.model.name,
             "model_config": dataclasses.asdict(self.model.config),
-            "schedule": p.schedule.config,
+            "schedule": parts.schedule.config,
             "prediction": "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction,
             "objective": cfg.objective.kind,
-            "data": {"spec": cfg.data.spec, "kind": ds.kind, "condition": p.condition,
+            "data": {"spec": cfg.data.spec, "kind": ds.kind, "condition": parts.condition,
                      "class_names": ds.class_names, "range": list(parse_range(cfg.data.range)),
-                     **ds.facts(p.condition)},
+                     **ds.facts(parts.condition)},
             "sample": dataclasses.asdict(cfg.sample),
             "recipe": cfg.recipe,
             "step": self.step,
@@ -259,7 +301,7 @@ class Trainer:
 
     def _save(self) -> Path | None:
         """Write the resumable state and model.safetensors (main process only); returns the state path."""
-        if not self.d.is_main:
+        if not self.dist.is_main:
             return None
         state = {
             "step": self.step,
@@ -285,7 +327,7 @@ class Trainer:
                 was_training = model.training
                 model.eval()
                 try:
-                    write_preview(model, self.p, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
+                    write_preview(model, self.parts, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
                                   settings=self.previews.settings, should_stop=lambda: self._stop_signal is not None,
                                   strip=0 if suffix else self.cfg.preview.strip)
                 except PreviewAbandoned:
@@ -295,12 +337,21 @@ class Trainer:
 
     @contextlib.contextmanager
     def _signals(self):
-        """Ctrl-C and SIGTERM set a flag; the loop saves at the end of the step and stops cleanly."""
+        """Ctrl-C and SIGTERM set a flag; the loop saves at the end of the step and stops cleanly.
+
+        The first signal is acknowledged at once. Later ones never interrupt the step or the save (an
+        interrupted save would lose the step's work): they only say that the save is on its way. The
+        lines go out with ``os.write``, which is safe inside a signal handler, unlike ``print``.
+        """
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None:  # a second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self._stop_signal = signum
+            if self._stop_signal is None:
+                self._stop_signal = signum
+                message = "stopping at the end of this step and saving a checkpoint (Ctrl-C again will not skip it)"
+            else:
+                message = "still finishing this step and saving its checkpoint; please wait"
+            if self.dist.is_main:
+                os.write(2, f"\ntinydiffusion train: {message}\n".encode())
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..generate import SampleSettings, class_grid_labels, generate, sample_shape
+from ..generate import SampleSettings, class_rows, generate, sample_shape
 from ..samplers import SAMPLERS, SamplerStep, sampler_timesteps
 from ..value_range import parse_range
 from ..viz.grid import make_grid, save_image, to_uint8
@@ -44,11 +44,7 @@ def preview_condition(parts: RunParts, n: int) -> tuple[torch.Tensor | None, int
     if parts.condition == "none":
         return None, max(1, round(n**0.5))
     num = parts.model.config.num_classes or parts.model.config.context_dim
-    labels = class_grid_labels(n, num)
-    per_row = -(-n // num)
-    if parts.condition == "class":
-        return labels, per_row
-    return torch.nn.functional.one_hot(labels, num).float(), per_row
+    return class_rows(n, num, one_hot=parts.condition == "context")
 
 
 def network_calls(parts: RunParts, settings: SampleSettings) -> int:

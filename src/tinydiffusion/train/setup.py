@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data import Dataset, load_dataset
+from ..data import Dataset, load_dataset, split_batch
 from ..errors import UserError
-from ..models import MODELS, build_model
+from ..limits import check_memory
+from ..models import MODELS, build_model, model_bytes
 from ..objectives import CorruptLoss, DiffusionLoss, Objective
 from ..schedule import NoiseSchedule
 from ..value_range import DEFAULT_RANGE, parse_range
@@ -99,8 +100,33 @@ def build_objective(cfg: TrainConfig, schedule: NoiseSchedule) -> Objective:
     return DiffusionLoss(schedule, o.prediction, o.min_snr_gamma, o.antithetic, o.cond_drop_prob)
 
 
+#: Copies of the weights training holds: the weights, their gradients, Adam's two moments and the EMA.
+TRAINING_COPIES = 5
+#: Batch-sized tensors alive at once at the least: x_0, the noise, x_t and the network's prediction.
+BATCH_COPIES = 4
+
+
+def check_training_memory(cfg: TrainConfig, dataset: Dataset) -> None:
+    """Refuse a network or a batch that cannot fit, before either is allocated (sized on the meta device).
+
+    The estimate is a lower bound (activations come on top), so what it refuses can never fit.
+    """
+    try:
+        weights = model_bytes(cfg.model.name, cfg.model.params)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"the [model] settings do not build a {cfg.model.name} network ({type(exc).__name__}: "
+                        f"{str(exc)[:160]})") from None
+    check_memory(TRAINING_COPIES * weights, f"the {cfg.model.name} network these [model] settings describe "
+                 f"({weights / 1e9:,.1f} GB of weights, held {TRAINING_COPIES} times in training)",
+                 "make the network smaller")
+    per_sample = 4 * (dataset.points.shape[1] if dataset.kind == "points" else dataset.images[0].size)
+    check_memory(BATCH_COPIES * cfg.optim.batch_size * per_sample,
+                 f"optim.batch_size {cfg.optim.batch_size:,} (--batch-size)", "lower the batch size")
+
+
 def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunParts:
     """Load the data and build network, schedule and loss for ``cfg`` (resolving ``cfg.model.params``)."""
+    split_batch(cfg.optim.batch_size, world_size, cfg.optim.grad_accum)  # before the data is loaded: fail fast
     d = cfg.data
     dataset = load_dataset(d.spec, image_size=d.image_size, split=d.split, strict=d.strict, channels=d.channels,
                            center_crop=d.center_crop, resize_filter=d.resize_filter, n=d.n, seed=cfg.runtime.seed)
@@ -111,11 +137,9 @@ def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunPar
     schedule = build_schedule(cfg)
     condition = resolve_condition(d.condition, cfg.model.name, dataset)
     cfg.model.params = model_params(cfg, dataset, schedule, condition)
-    torch.manual_seed(cfg.runtime.seed)  # the initial weights (and dropout) follow the run's seed
+    check_training_memory(cfg, dataset)
+    torch.manual_seed(cfg.runtime.seed)  # the initial weights follow the run's seed
     model = build_model(cfg.model.name, cfg.model.params)
-    if cfg.optim.batch_size % (world_size * cfg.optim.grad_accum):
-        raise UserError(f"the batch size {cfg.optim.batch_size} must split evenly over {world_size} process(es) "
-                        f"× {cfg.optim.grad_accum} accumulation step(s)")
     steps_per_epoch = len(dataset) / cfg.optim.batch_size
     if cfg.optim.steps is not None:
         total = cfg.optim.steps

@@ -22,13 +22,10 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import UserError
-from ..rng import SeededNoise, stream
+from ..rng import SeededNoise, Stream, stream
 from ..schedule import NoiseSchedule
 from .gif import save_gif, subsample_indices
 from .grid import image_table, labelled_grid, make_grid, to_uint8
-
-#: Stream tags of the forward-process noise (see :mod:`tinydiffusion.rng`).
-FORWARD_STEP_NOISE, FORWARD_JUMP_NOISE = 201, 202
 
 NoiseSource = torch.Generator | SeededNoise | None
 
@@ -62,7 +59,7 @@ def _steps(schedule: NoiseSchedule, x0: Tensor, generator: NoiseSource, last: in
     """Yield (t, x_t) for t = 0..last, each x_t one application of q(x_t | x_{t−1}) to the previous one."""
     x = x0
     for t in range(last + 1):
-        x = schedule.q_step(x, t, _noise(generator, x, FORWARD_STEP_NOISE, t))
+        x = schedule.q_step(x, t, _noise(generator, x, Stream.FORWARD_STEP, t))
         yield t, x
 
 
@@ -88,7 +85,7 @@ def forward_jumps(schedule: NoiseSchedule, x0: Tensor, timesteps: Sequence[int],
     x0 = x0.float()
     out = []
     for k, t in enumerate(_check_timesteps(schedule, timesteps)):
-        noise = _noise(generator, x0, FORWARD_JUMP_NOISE, k)
+        noise = _noise(generator, x0, Stream.FORWARD_JUMP, k)
         out.append(schedule.q_sample(x0, torch.tensor(t), noise))
     return torch.stack(out)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -10,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UserError
+from ..files import atomic_write, ensure_folder
 from .grid import to_image
 
 #: The shortest frame delay browsers honour; shorter delays are shown as 100 ms by most of them.
@@ -49,7 +51,7 @@ def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, du
     Pillow writes a run of identical consecutive frames as one frame showing for their summed
     durations, which looks and times the same; every other frame is written as given. Frames of one
     channel are written in grey, colour frames with an adaptive 256-colour palette per frame.
-    Returns the path written (missing parent folders are created).
+    Returns the path written (missing parent folders are created; the file is replaced atomically).
     """
     if not frames:
         raise UserError("a GIF needs at least one frame")
@@ -59,8 +61,10 @@ def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, du
     images = [to_image(f) for f in frames]
     durations = [int(round(duration_ms, -1))] * (len(images) - 1) + [int(round(hold, -1))]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     options = {} if loop is None else {"loop": loop}
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=durations,
                    **options)
+    ensure_folder(path.parent)
+    atomic_write(path, buffer.getvalue())
     return path

@@ -7,6 +7,7 @@ grid, a GIF frame and a report image show the same pixels for the same tensor.
 from __future__ import annotations
 
 import functools
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+
+from ..errors import UserError
+from ..files import atomic_write, ensure_folder
 
 #: Space in pixels between a label and its images, and around the labels of :func:`image_table`.
 LABEL_MARGIN = 4
@@ -88,11 +92,16 @@ def to_image(array: np.ndarray | Image.Image) -> Image.Image:
 def save_image(image: np.ndarray | Image.Image, path: str | Path) -> Path:
     """Write a uint8 array (see :func:`to_image`) or a PIL image; the format follows the suffix (.png, .gif, …).
 
-    Missing parent folders are created. Returns the path written.
+    Missing parent folders are created; the file is replaced atomically. Returns the path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_image(image).save(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise UserError(f"{path}: unknown image file type {path.suffix!r}; use .png")
+    buffer = io.BytesIO()
+    to_image(image).save(buffer, format=image_format)
+    ensure_folder(path.parent)
+    atomic_write(path, buffer.getvalue())
     return path
 
 

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..errors import UserError
+from ..files import atomic_write, ensure_folder
 from ..schedule import NoiseSchedule
 
 #: Resolution of every saved plot.
@@ -35,10 +36,12 @@ def figure_image(fig: Figure) -> Image.Image:
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write the figure as an image (format from the suffix); missing parent folders are created."""
+    """Write the figure as an image (format from the suffix), atomically; missing parent folders are created."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=DPI)
+    ensure_folder(path.parent)
+    atomic_write(path, buffer.getvalue())
     return path
 
 

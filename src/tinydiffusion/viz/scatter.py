@@ -86,6 +86,17 @@ class _ScatterFrames:
         return figure_image(self.draw(points, title))
 
 
+def scatter_image(points: Tensor | np.ndarray, *, title: str = "", limits: Limits | None = None,
+                  size_in: float = 4.0, marker_size: float = 2.0) -> Image.Image:
+    """A square scatter plot of (N, 2) points as an RGB image; ``limits`` defaults to :func:`square_limits`.
+
+    Pass the same ``limits`` for every frame of a sequence (a step slider, an animation) so the window
+    stays still while the points move.
+    """
+    array = _points(points)
+    return _ScatterFrames(limits or square_limits([array]), size_in, marker_size).render(array, title)
+
+
 def scatter_png(points: Tensor | np.ndarray, path: str | Path, *, title: str = "", limits: Limits | None = None,
                 size_in: float = 4.0, marker_size: float = 2.0) -> Path:
     """Save a square scatter plot of (N, 2) points; ``limits`` defaults to :func:`square_limits`."""
