@@ -72,8 +72,9 @@ def time_recipe(name: str, steps: int, warmup: int) -> dict[str, float]:
                 times.append(time.perf_counter() - start)
         trainer.model.eval()
         start = time.perf_counter()
-        write_preview(trainer.model, parts, Path(tmp) / "preview.png")
-        preview_s = time.perf_counter() - start
+        write_preview(trainer.model, parts, Path(tmp) / "preview.png", strip=cfg.preview.strip)
+        grids = 2 if cfg.ema.enabled and cfg.preview.raw else 1  # the averaged and the raw weights
+        preview_s = (time.perf_counter() - start) * grids
     per_step = statistics.median(times)
     every = cfg.preview.every or max(1, parts.total_steps // 4)
     return {"total_steps": parts.total_steps, "s_per_step": per_step, "preview_every": every,
