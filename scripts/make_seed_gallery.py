@@ -28,7 +28,7 @@ from tinydiffusion.viz.grid import image_table, save_image
 
 SEEDS = ("000", "001", "002", "003", "004")
 MAX_WIDTH = 1200
-COLOURS = 64
+COLOURS = 256
 MAX_GIF_WIDTH = 320
 GIF_COLOURS = 32
 #: Narrower GIFs where many frames of noise would make a large file (seed 003's 100 frames: one pixel per pixel).
@@ -113,8 +113,9 @@ def seed_001(runs: Path, out: Path) -> None:
 def seed_002(runs: Path, out: Path) -> None:
     run = runs / "dlai-tiles-fast"
     grids_through_training(run, out / "002-training.png")
-    tool("sample", str(run), "-n", "36", "--out", str(out / "002-per-class.png"), "--gif",
-         str(out / "002-reverse.gif"))
+    tool("sample", str(run), "-n", "36", "--out", str(out / "002-per-class.png"))
+    tool("sample", str(run), "-n", "6", "--out", str(out / "002-reverse.png"), "--gif", str(out / "002-reverse.gif"),
+         "--gif-frames", "26")
     tool("sample", str(run), "-n", "16", "--context", "hero=1", "--context", "hero=1,spell_icon=0.6",
          "--context", "item=0.6,spell_icon=0.4", "--context", "monster=1,terrain=1", "--out",
          str(out / "002-mixtures.png"))
