@@ -116,6 +116,7 @@ def seed_002(runs: Path, out: Path) -> None:
     tool("sample", str(run), "-n", "36", "--out", str(out / "002-per-class.png"))
     tool("sample", str(run), "-n", "6", "--out", str(out / "002-reverse.png"), "--gif", str(out / "002-reverse.gif"),
          "--gif-frames", "26")
+    (out / "002-reverse.png").unlink()  # the GIF's last frame
     tool("sample", str(run), "-n", "16", "--context", "hero=1", "--context", "hero=1,spell_icon=0.6",
          "--context", "item=0.6,spell_icon=0.4", "--context", "monster=1,terrain=1", "--out",
          str(out / "002-mixtures.png"))
@@ -128,6 +129,7 @@ def seed_003(runs: Path, out: Path) -> None:
     tool("sample", str(run), "-n", "36", "--out", str(out / "003-samples.png"))
     tool("sample", str(run), "-n", "4", "--sampler", "ddpm", "--out", str(out / "003-generation.png"), "--gif",
          str(out / "003-generation.gif"), "--gif-frames", "100")
+    (out / "003-generation.png").unlink()  # the GIF's last frame
     tool("show", "minmax", str(run), "-n", "16", "--sampler", "ddpm", "--no-clip-x0", "--out",
          str(out / "003-minmax.png"))
 
