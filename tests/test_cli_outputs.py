@@ -11,6 +11,8 @@ from PIL import Image
 
 from conftest import tiny_args
 from tinydiffusion.cli.main import main
+from tinydiffusion.samplers import SAMPLERS
+from tinydiffusion.viz.samples import sample_grid
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -18,13 +20,6 @@ def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         a = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
     return a[..., None] if a.ndim == 2 else a
-
-
-def grid_cells(path: Path, n: int, size: int, ncol: int, scale: int = 2, padding: int = 1) -> np.ndarray:
-    """The n images of a sample grid PNG (``make_grid`` layout), reduced back to (n, size, size, C)."""
-    a, step = pixels(path), size * scale + padding
-    return np.stack([a[padding + (k // ncol) * step:][:size * scale:scale, padding + (k % ncol) * step:]
-                     [:, :size * scale:scale] for k in range(n)])
 
 
 def assert_has_content(images: np.ndarray, min_std: float = 2.0) -> None:
@@ -39,17 +34,18 @@ def test_sample_npz(tiny_run: Path, tmp_path: Path) -> None:
     d = np.load(out)
     assert d["images"].shape == (12, 16, 16, 1) and d["images"].dtype == np.uint8
     assert_has_content(d["images"])
-    assert d["labels"].dtype == np.int64 and d["labels"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # every class, as evenly as 12 samples allow, class-major (one grid row per class, no orphan row)
+    assert d["labels"].dtype == np.int64 and d["labels"].tolist() == [0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert d["class_names"][0] == "T-shirt/top"
 
 
-def test_sample_classes_are_cycled_and_seeds_do_not_depend_on_batch(tiny_run: Path, tmp_path: Path) -> None:
+def test_sample_classes_share_the_samples_and_seeds_do_not_depend_on_batch(tiny_run: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     common = ["-n", "6", "--class", "3", "7", "--steps", "3", "--seed", "5"]
     assert main(["sample", str(tiny_run), "--out", str(a), "--batch-size", "6", *common]) == 0
     assert main(["sample", str(tiny_run), "--out", str(b), "--batch-size", "4", *common]) == 0
     da, db = np.load(a), np.load(b)
-    assert da["labels"].tolist() == [3, 7, 3, 7, 3, 7]
+    assert da["labels"].tolist() == [3, 3, 3, 7, 7, 7]  # in blocks: one grid row per class
     np.testing.assert_array_equal(da["images"], db["images"])
 
 
@@ -61,9 +57,11 @@ def test_every_sampler_from_the_cli(tiny_run: Path, tmp_path: Path, sampler: str
     assert main([*common, "--out", str(npz)]) == 0
     images = np.load(npz)["images"]
     assert_has_content(images)
-    # the grid shows exactly those samples, 2× enlarged, two per row (one row per pair of --class ids)
-    assert pixels(png).shape == (2 * 32 + 3, 2 * 32 + 3, 1)
-    np.testing.assert_array_equal(grid_cells(png, 4, 16, ncol=2), images)
+    # the grid shows exactly those samples by the picture rules: a named row per class, 4x enlarged, a caption
+    calls = SAMPLERS[sampler].network_calls(3)
+    expected = sample_grid(images, ["Trouser", "Trouser", "Dress", "Dress"],
+                           caption=f"{sampler} · {calls} network call{'s' if calls > 1 else ''} · guidance 2 · seed 0")
+    np.testing.assert_array_equal(pixels(png)[..., 0], np.asarray(expected))
 
 
 def test_sample_gif_and_x0_strip(tiny_run: Path, tmp_path: Path) -> None:
@@ -92,7 +90,8 @@ def test_context_sampling(tmp_path: Path) -> None:
     d = np.load(out)
     assert d["images"].shape == (4, 16, 16, 3)
     assert_has_content(d["images"])
-    np.testing.assert_allclose(d["contexts"][1], [0, 0, 0.6, 0.4, 0, 0])
+    np.testing.assert_allclose(d["contexts"][1], [1, 0, 0.6, 0, 0, 0])
+    np.testing.assert_allclose(d["contexts"][2], [0, 0, 0.6, 0.4, 0, 0])
 
 
 def test_points_run(tmp_path: Path) -> None:

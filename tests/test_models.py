@@ -14,6 +14,7 @@ from torch import nn
 
 from tinydiffusion.conditioning import null_condition
 from tinydiffusion.errors import UserError
+from tinydiffusion.interop.unet import diffusers_name
 from tinydiffusion.models import MODELS, build_model, count_parameters
 from tinydiffusion.models.pulfer_unet import pulfer_sinusoidal_table
 from tinydiffusion.models.unet import UNetConfig
@@ -160,18 +161,6 @@ def test_context_unet_classes_are_one_hot_contexts():
 # ---------------------------------------------------------------------------------------- diffusers
 
 
-def _diffusers_name(name: str) -> str:
-    """Our U-Net's parameter names in diffusers' UNet2DModel."""
-    rules = [(r"^down\.", "down_blocks."), (r"^up\.", "up_blocks."), (r"^mid\.attention\.", "mid_block.attentions.0."),
-             (r"^mid\.", "mid_block."), (r"\.downsample\.", ".downsamplers.0."), (r"\.upsample\.", ".upsamplers.0."),
-             (r"\.time_proj\.", ".time_emb_proj."), (r"\.shortcut\.", ".conv_shortcut."), (r"\.norm\.", ".group_norm."),
-             (r"\.to_out\.", ".to_out.0."), (r"^time_embedding\.0\.", "time_embedding.linear_1."),
-             (r"^time_embedding\.2\.", "time_embedding.linear_2."), (r"^norm_out\.", "conv_norm_out.")]
-    for pattern, replacement in rules:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
 @pytest.mark.parametrize("time_conditioning, num_classes", [("add", 0), ("scale_shift", 3)])
 def test_unet_equals_diffusers_unet2dmodel(time_conditioning, num_classes):
     diffusers = pytest.importorskip("diffusers")
@@ -189,8 +178,8 @@ def test_unet_equals_diffusers_unet2dmodel(time_conditioning, num_classes):
     assert shapes == sorted(tuple(p.shape) for p in reference.parameters())
     if time_conditioning == "add" and not num_classes:
         assert count_parameters(reference) == count_parameters(ours) == 1_707_009
-    ours.load_state_dict({k: theirs[_diffusers_name(k)] for k in ours.state_dict()})
-    assert {_diffusers_name(k) for k in ours.state_dict()} == set(theirs)
+    ours.load_state_dict({k: theirs[diffusers_name(k)] for k in ours.state_dict()})
+    assert {diffusers_name(k) for k in ours.state_dict()} == set(theirs)
 
     x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 417, 999])
     labels = torch.tensor([0, 2, -1]) if num_classes else None

@@ -58,8 +58,10 @@ def make_run_dir(root: Path, sample_steps=(200, 1000, 3000)) -> tuple[Path, dict
     for step in sample_steps:
         save_image(_grid(step), run / "samples" / f"step-{step:08d}.png")
         save_image(_grid(step + 1), run / "samples" / f"step-{step:08d}-raw.png")
-    (run / "eval.json").write_text(json.dumps({"fid": 12.3456789, "kid": {"mean": 0.0123, "std": 0.004},
-                                               "sampler": "ddim <50>"}))
+    (run / "eval.json").write_text(json.dumps({"fd": 12.3456789, "fd_floor": 1.5, "kid": 0.0123, "kid_se": 0.004,
+                                               "precision": 0.61, "recall": 0.552, "class_accuracy": None,
+                                               "features": "fashion-mnist", "n": 1000, "sampler": "ddim <50>",
+                                               "reference": {"dataset": "fashion-mnist", "n": 10000}}))
     media = {
         "dataset": save_image(_grid(7, 3), root / "media" / "dataset.png"),
         "forward": save_gif([_grid(k) for k in range(4)], root / "media" / "forward.gif"),
@@ -106,19 +108,14 @@ def test_full_report_is_self_contained(tmp_path):
 
 def test_report_content_and_escaping(tmp_path):
     run, media = make_run_dir(tmp_path)
-    page = render_report(run, media)
+    page = render_report(run, media, {"network": "unet, 717,633 parameters <v>"})
     assert "<h1>tinydiffusion run: quickstart</h1>" in page
     assert "Clothes &lt;b&gt;in 16 px&lt;/b&gt; &amp; &quot;quotes&quot;" in page
     assert "<b>in 16 px</b>" not in page
     assert "<th>spec</th><td class=\"num\">fashion-mnist-mini</td>" in page
     assert "<th>params.channels</th><td class=\"num\">[32, 64]</td>" in page
     assert "<th>hflip</th><td class=\"num\">false</td>" in page
-    assert "<th>fid</th><td class=\"num\">12.3457</td>" in page
-    assert "<th>kid.mean</th><td class=\"num\">0.0123</td>" in page
     assert "ddim &lt;50&gt;" in page
-    assert "<th>steps trained</th><td class=\"num\">3,000</td>" in page
-    assert "<th>training time</th><td class=\"num\">45 s</td>" in page
-    assert "1,155 images/s" in page  # median of 1010..1300
     for key in media:
         assert f"<figcaption>{html.escape(MEDIA[key][1])}</figcaption>" in page
     # sample grids in step order, EMA before raw
@@ -127,6 +124,43 @@ def test_report_content_and_escaping(tmp_path):
     # media land in their sections
     data = page[page.index('<section id="data">'):page.index('<section id="loss">')]
     assert len(IMG.findall(data)) == 1
+
+
+def _section(page: str, name: str) -> str:
+    start = page.index(f'<section id="{name}">')
+    return page[start:page.index("</section>", start)]
+
+
+def test_summary_card_comes_first_and_says_what_matters(tmp_path):
+    run, media = make_run_dir(tmp_path)
+    page = render_report(run, media, {"network": "unet, 717,633 parameters <v>", "data": "fashion-mnist-mini"})
+    sections = re.findall(r'<section id="([a-z-]+)">', page)
+    assert sections == list(SECTIONS) and sections[0] == "summary" and sections[-1] == "config"
+    card = _section(page, "summary")
+    assert "<th>recipe</th><td>quickstart</td>" in card
+    assert "unet, 717,633 parameters &lt;v&gt;" in card  # facts, escaped
+    assert "3,000 steps (3 epochs) in 45 s, 1,155 images/s" in card  # log.csv: last step, time, median speed
+    assert "FD 12.3</span> against a floor of 1.5 (real vs real images) — lower is better" in card
+    assert len(IMG.findall(card)) == 1 and "Samples from the final weights" in card  # the samples, in the card
+    # the config is folded at the end; metrics are explained in words with 3 significant digits
+    assert _section(page, "config").count("<details>") == 1
+    metrics = _section(page, "metrics")
+    assert "<th>Fréchet distance (FD)</th><td class=\"num\">12.3</td>" in metrics
+    assert "<th>Recall</th><td class=\"num\">0.552</td>" in metrics and "diversity" in metrics
+    assert "Class accuracy" not in metrics  # None: not measured, not shown
+    # pictures of pixels are enlarged and drawn pixelated; plots are not
+    assert "img.px { image-rendering: pixelated; }" in page
+    loss = _section(page, "loss")
+    assert 'class="px"' not in loss and 'class="px"' in _section(page, "samples")
+
+
+def test_without_eval_json_the_report_says_how_to_add_metrics(tmp_path):
+    run, media = make_run_dir(tmp_path)
+    (run / "eval.json").unlink()
+    page = render_report(run, media)
+    assert f"not measured yet: <code>tinydiffusion eval {run}</code>" in _section(page, "summary")
+    metrics = _section(page, "metrics")
+    assert "No metrics yet" in metrics and f"<code>tinydiffusion eval {run}</code>" in metrics
 
 
 def test_missing_inputs_leave_sections_out(tmp_path):
@@ -143,7 +177,7 @@ def test_missing_inputs_leave_sections_out(tmp_path):
     assert "has no logged steps yet" in page
     assert "eval.json could not be read: " in page
     assert "config.toml could not be read: " in page and "<pre>recipe = [unclosed</pre>" in page
-    for absent in ("samples", "timing", "process", "data"):
+    for absent in ("samples", "process", "data"):
         assert f'<section id="{absent}">' not in page
 
 

@@ -69,7 +69,16 @@ def test_report_renders_in_chromium(tmp_path, browser):
     assert len(images) == 11
     assert all(im["complete"] and im["w"] > 0 and im["shown"] > 0 for im in images), images
     sections = browser.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id);")
-    assert sections == ["config", "data", "loss", "samples", "per-class", "process", "metrics", "timing"]
+    assert sections == ["summary", "data", "loss", "samples", "process", "metrics", "config"]
+
+    # the summary card, with its quality line and its samples, is on the first screen (1200 x 900)
+    first = browser.execute_script(
+        "const card = document.getElementById('summary').getBoundingClientRect();"
+        "const quality = Array.from(document.querySelectorAll('#summary th'))"
+        "  .find(th => th.textContent === 'quality').getBoundingClientRect();"
+        "const image = document.querySelector('#summary img').getBoundingClientRect();"
+        "return {top: card.top, quality: quality.bottom, image: image.top, screen: window.innerHeight};")
+    assert 0 <= first["top"] and first["quality"] < first["screen"] and first["image"] < first["screen"], first
 
     # the whole page in one screenshot, as a reader scrolling through it sees it
     height = browser.execute_script("return document.documentElement.scrollHeight;")

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFont
+from PIL import Image
 
 from tinydiffusion import NoiseSchedule, SamplerStep, SeededNoise, UserError, sample
 from tinydiffusion.viz import (compare_samplers_image, forward_gif, forward_grid, forward_jumps,
@@ -17,8 +17,11 @@ from tinydiffusion.viz import (compare_samplers_image, forward_gif, forward_grid
                                reverse_scatter_gif, save_gif, save_image, scatter_png, schedule_plot, subsample,
                                subsample_indices, to_uint8, x0_strip, x0_strip_image)
 from tinydiffusion.rng import Stream, stream
+from tinydiffusion.viz.forward import TILE_FONT_SIZE, step_label
 from tinydiffusion.viz.grid import LABEL_MARGIN
 from tinydiffusion.viz.plots import smooth
+from tinydiffusion.viz.samples import sample_grid, tile_table
+from tinydiffusion.viz.text import add_text, text_size
 from tinydiffusion.viz.scatter import square_limits
 
 
@@ -37,6 +40,14 @@ def _gif_frames(path) -> tuple[list[np.ndarray], list[int], dict]:
             frames.append(np.asarray(im.convert("RGB")))
             durations.append(im.info["duration"])
     return frames, durations, info
+
+
+def _assert_frame(frame: np.ndarray, expected: Image.Image) -> None:
+    """A GIF frame shows ``expected`` at its top left, on white (frames share the largest frame's size)."""
+    want = np.asarray(expected)
+    h, w = want.shape[:2]
+    np.testing.assert_array_equal(frame[:h, :w, 0], want)
+    assert (frame[h:] == 255).all() and (frame[:, w:] == 255).all()
 
 
 # ----------------------------------------------------------------------------------------------- to_uint8
@@ -111,8 +122,7 @@ def test_make_grid_default_layout_and_sizes():
 
 
 def _text_width(text: str) -> int:
-    left, _, right, _ = ImageFont.load_default().getbbox(text)
-    return math.ceil(right - min(left, 0))
+    return text_size(text)[0]
 
 
 def test_labelled_grid_size_and_placement():
@@ -122,16 +132,55 @@ def test_labelled_grid_size_and_placement():
     g = LABEL_MARGIN
     line_w, line_h = 3 * 8 + 4, 8 + 2  # three 8-px images (scale 2) with padding 1; one row
     label_w = _text_width("longer name") + g
+    row_a, row_b = (max(line_h, text_size(name)[1]) for name in ("a", "longer name"))  # a row fits its name
     assert image.mode == "L"
-    assert image.size == (g + label_w + line_w + g, g + line_h + g + line_h + g)
+    assert image.size == (g + label_w + line_w + g, g + row_a + g + row_b + g)
     pixels = np.asarray(image)
     left = g + label_w
-    np.testing.assert_array_equal(pixels[g:g + line_h, left:left + line_w], make_grid(a, nrow=3, scale=2)[..., 0])
-    second = pixels[2 * g + line_h:2 * g + 2 * line_h, left:left + line_w]
+    top_a = g + (row_a - line_h) // 2  # lines sit centred in their rows
+    top_b = 2 * g + row_a + (row_b - line_h) // 2
+    np.testing.assert_array_equal(pixels[top_a:top_a + line_h, left:left + line_w],
+                                  make_grid(a, nrow=3, scale=2)[..., 0])
+    second = pixels[top_b:top_b + line_h, left:left + line_w]
     np.testing.assert_array_equal(second[:, :19], make_grid(b, nrow=2, scale=2)[..., 0])
     assert (second[:, 19:] == 255).all()  # the shorter line is padded on the right
     # the names are drawn in dark ink in the left margin of their own row
-    assert pixels[g:g + line_h, g:left].min() < 100 and pixels[2 * g + line_h:, g:left].min() < 100
+    assert pixels[g:g + row_a, g:left].min() < 100 and pixels[2 * g + row_a:, g:left].min() < 100
+
+
+def _tile_blocks(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def test_sample_grid_puts_class_names_in_the_image():
+    images = np.full((4, 16, 16, 1), 128, np.uint8)  # mid-grey tiles: neither background nor ink
+    grid = np.asarray(sample_grid(images, ["Trouser", "Trouser", "Bag", "Bag"]))
+    tiles = grid == 128
+    rows, cols = _tile_blocks(tiles.any(axis=1)), _tile_blocks(tiles.any(axis=0))
+    assert len(rows) == 2 and len(cols) == 2  # one row per class, two tiles each
+    assert all(stop - start == 64 for start, stop in rows + cols)  # 16 px enlarged 4x (nearest neighbour)
+    strip = grid[:, :cols[0][0]]  # the label strip left of the tiles
+    first, second = (strip[a:b] for a, b in rows)
+    assert first.min() < 100 and second.min() < 100  # ink on the white background, in each row
+    assert not np.array_equal(first, second)  # two different names
+    plain = np.asarray(sample_grid(images))  # without labels: no strip, a near-square grid
+    assert (plain == 128).any(axis=0).argmax() <= 2 and plain.shape[1] < grid.shape[1]
+    captioned = np.asarray(sample_grid(images, caption="dpm++ · 20 network calls · seed 0"))
+    assert captioned.shape[0] > plain.shape[0] and captioned[plain.shape[0]:].min() < 100
+
+
+def test_sample_grid_has_no_orphan_rows_and_names_tiles_below_the_class_count():
+    names = [f"class {c}" for c in range(10)]
+    sixty_four = sorted(np.arange(64) % 10)  # 7, 7, 7, 7, 6, 6, ... per class
+    images = np.full((64, 8, 8, 1), 128, np.uint8)
+    grid = np.asarray(sample_grid(images, [names[c] for c in sixty_four]))
+    assert len(_tile_blocks((grid == 128).any(axis=1))) == 10  # ten rows, one per class, none left over
+    assert len(_tile_blocks((grid == 128).any(axis=0))) == 7
+    few = np.asarray(sample_grid(images[:4], names[:4]))  # fewer images than classes: 2 x 2, named below
+    rows = _tile_blocks((few == 128).any(axis=1))
+    assert len(rows) == 2 and few[rows[0][1]:rows[1][0]].min() < 100  # a name between the two tile rows
 
 
 def test_labelled_grid_colour_and_unnamed():
@@ -253,20 +302,26 @@ def test_step_by_step_and_closed_form_have_the_same_moments(t):
 def test_forward_grid_shows_every_step_of_seed_000():
     s = _schedule(150)
     x0 = torch.rand(1, 1, 16, 16) * 2 - 1
-    grid = forward_grid(s, x0, 10, 15, torch.Generator().manual_seed(3), scale=2, padding=1)
-    assert grid.shape == (10 * 32 + 11, 15 * 32 + 16, 1)
-    traj = forward_trajectory(s, x0, torch.Generator().manual_seed(3))
-    np.testing.assert_array_equal(grid, make_grid(to_uint8(traj[:, 0]), nrow=15, padding=1, scale=2))
+    grid = forward_grid(s, x0, 10, 15, torch.Generator().manual_seed(3))
+    traj = to_uint8(forward_trajectory(s, x0, torch.Generator().manual_seed(3))[:, 0])
+    tiles = [make_grid(f[None], padding=0, scale=4) for f in traj]  # 16 px tiles enlarged to 64 px
+    labels = [f"t={t}\nᾱ={float(s.alpha_bar64[t]):.2f}" for t in range(150)]
+    assert labels[149] == "t=149\nᾱ=0.22" and step_label(s, 149) == labels[149]
+    np.testing.assert_array_equal(np.asarray(grid), np.asarray(tile_table(tiles, labels, 15, size=TILE_FONT_SIZE)))
+    assert grid.width > 15 * 64 and grid.height > 10 * 64
 
 
 def test_forward_grid_subsamples_long_schedules():
     s = _schedule(1000)
     x0 = torch.rand(1, 4, 4) * 2 - 1  # a single (C, H, W) image is accepted too
-    grid = forward_grid(s, x0, 2, 3, torch.Generator().manual_seed(4), scale=1, padding=0)
+    grid = forward_grid(s, x0, 2, 3, torch.Generator().manual_seed(4), scale=1)
     keep = [0, 200, 400, 599, 799, 999]
     assert subsample_indices(1000, 6) == keep
-    traj = forward_trajectory(s, x0[None], torch.Generator().manual_seed(4), keep)
-    np.testing.assert_array_equal(grid, make_grid(to_uint8(traj[:, 0]), nrow=3, padding=0))
+    traj = to_uint8(forward_trajectory(s, x0[None], torch.Generator().manual_seed(4), keep)[:, 0])
+    expected = tile_table([make_grid(f[None], padding=0) for f in traj], [step_label(s, t) for t in keep], 3,
+                          size=TILE_FONT_SIZE)
+    np.testing.assert_array_equal(np.asarray(grid), np.asarray(expected))
+    assert step_label(s, 999) == f"t=999\nᾱ={float(s.alpha_bar64[999]):.2g}"  # small ᾱ: two significant digits
 
 
 def test_forward_timesteps_are_checked():
@@ -288,26 +343,38 @@ def test_percent_timesteps_follow_seed_003():
 def test_forward_figures_and_gif(tmp_path):
     s = _schedule(150)
     batch = torch.rand(4, 3, 8, 8) * 2 - 1
-    strip = forward_percent_strip(s, batch, generator=torch.Generator().manual_seed(0), scale=1)
-    assert strip.mode == "RGB" and strip.height == 5 * (8 + 2) + 6 * LABEL_MARGIN
+    strip = forward_percent_strip(s, batch, generator=torch.Generator().manual_seed(0), scale=2)
+    row_h = max(8 * 2 + 2, text_size("25%: t=36, ᾱ=0.89")[1])
+    assert strip.mode == "RGB" and strip.height == 5 * row_h + 6 * LABEL_MARGIN
     side = forward_side_by_side(s, batch[:1], [0, 74, 149], SeededNoise([1]), scale=2)
     assert side.height > 2 * 16 and side.width > 4 * 16
     grey = batch[:, :1]
     path = forward_gif(s, grey, tmp_path / "f.gif", torch.Generator().manual_seed(0), max_frames=20, scale=1)
     frames, durations, _ = _gif_frames(path)
-    assert len(frames) == 20 and durations[-1] == 1500
-    np.testing.assert_array_equal(frames[0][..., 0], make_grid(to_uint8(grey), scale=1)[..., 0])  # the clean batch
+    assert len(frames) == 20 and durations == [120] * 19 + [1500]
+    clean = sample_grid(to_uint8(grey), title="x_0: clean images", scale=1)  # the clean batch under its title
+    _assert_frame(frames[0], clean)
     last = forward_trajectory(s, grey, torch.Generator().manual_seed(0), [149])[0]
-    np.testing.assert_array_equal(frames[-1][..., 0], make_grid(to_uint8(last), scale=1)[..., 0])  # t = T - 1
+    end = sample_grid(to_uint8(last), title=f"x_t, t=149 · ᾱ={float(s.alpha_bar64[149]):.2f}", scale=1)
+    _assert_frame(frames[-1], end)  # t = T - 1, labelled
 
 
 # ----------------------------------------------------------------------------------------------- plots
 
 
-def test_smooth_golden_values():
-    np.testing.assert_allclose(smooth(np.array([1.0, 2.0, 3.0]), 0.5), [1.0, 1.25 / 0.75, 2.125 / 0.875])
-    np.testing.assert_allclose(smooth(np.array([1.0, math.nan, 3.0]), 0.5), [1.0, 1.0, 1.75 / 0.75])
-    np.testing.assert_allclose(smooth(np.array([4.0, 1.0]), 0.0), [4.0, 1.0])
+def test_smooth_is_a_centred_average_that_does_not_lag():
+    np.testing.assert_allclose(smooth(np.array([1.0, 2.0, 6.0, 4.0, 5.0]), 1), [1, 3, 4, 5, 5])
+    np.testing.assert_allclose(smooth(np.array([1.0, 2.0, 6.0, 4.0, 5.0]), 2), [1, 3, 3.6, 5, 5])
+    np.testing.assert_allclose(smooth(np.array([1.0, math.nan, 3.0, 5.0]), 1), [1, math.nan, 3, 5])
+    # a steadily falling loss (a short run): the smoothed line lies on it, at the start, middle and end
+    falling = np.linspace(1.0, 0.1, 16)
+    np.testing.assert_allclose(smooth(falling), falling)
+    ema = [falling[0]]
+    for y in falling[1:]:  # what a trailing EMA (weight 0.9, debiased or not) does instead: lag above it
+        ema.append(0.9 * ema[-1] + 0.1 * y)
+    assert ema[-1] > falling[-1] + 0.3
+    with pytest.raises(UserError, match="half-width must be 0 or more"):
+        smooth(falling, -1)
 
 
 def _write_log(path, rows: int, lr: bool = True) -> None:
@@ -358,9 +425,15 @@ def _trajectory(T: int = 20, n: int = 4) -> tuple[list[SamplerStep], torch.Tenso
 def test_reverse_gif_frames(tmp_path):
     steps, out = _trajectory()
     frames, durations, _ = _gif_frames(reverse_gif(steps, tmp_path / "r.gif", scale=1, max_frames=8))
-    assert len(frames) == 8 and durations == [60] * 7 + [2000]
-    np.testing.assert_array_equal(frames[-1][..., 0], make_grid(to_uint8(out), scale=1)[..., 0])
-    np.testing.assert_array_equal(frames[0][..., 0], make_grid(to_uint8(steps[0].x_t), scale=1)[..., 0])
+    assert len(frames) == 8 and durations == [300] * 7 + [2000]  # about 5 s, at most 300 ms a frame
+    first = add_text(sample_grid(to_uint8(steps[0].x_t), scale=1), above="x_T: pure noise (t=19)")
+    _assert_frame(frames[0], first)
+    final = add_text(sample_grid(to_uint8(out), scale=1), above="sample, after 20 steps")
+    _assert_frame(frames[-1], final)
+    # with the x̂₀ pane, a frame holds x_t and the prediction side by side, and class names
+    path = reverse_gif(steps, tmp_path / "x0.gif", ["a", "a", "b", "b"], show_x0=True, caption="ddpm · seed 0")
+    wide, _, _ = _gif_frames(path)
+    assert wide[0].shape[1] > 2 * frames[0].shape[1]
 
 
 def test_x0_strip_and_sampler_comparison(tmp_path):
@@ -368,7 +441,7 @@ def test_x0_strip_and_sampler_comparison(tmp_path):
     image = x0_strip_image(steps, rows=5, n_images=3, scale=1)
     assert image.mode == "L"
     assert image.height >= 5 * 6 and image.width >= 2 * (3 * 4 + 4)
-    with Image.open(x0_strip(steps, tmp_path / "x0.png", rows=3)) as saved:
+    with Image.open(x0_strip(steps, tmp_path / "x0.png", rows=3, scale=1)) as saved:
         assert saved.size[1] < image.size[1]  # three rows instead of five
     both = compare_samplers_image({"DDPM": out, "no noise": out * 0}, scale=1)
     assert both.width >= 2 * make_grid(to_uint8(out)).shape[1]

@@ -35,6 +35,7 @@ from .errors import UserError
 from .files import atomic_write, remove_stale_temporaries
 from .limits import check_memory
 from .models import build_model, model_bytes
+from .objectives import PREDICTION_ATTR
 from .schedule import NoiseSchedule
 from .value_range import range_of
 
@@ -178,7 +179,11 @@ def resolve_model_path(run: str | Path) -> Path:
 
 
 def load_model(run: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Rebuild the network of a run (or ``model.safetensors`` file) on ``device``, in eval mode."""
+    """Rebuild the network of a run (or ``model.safetensors`` file) on ``device``, in eval mode.
+
+    The network carries its prediction type as ``model.tinydiffusion_prediction`` (see
+    :data:`~tinydiffusion.objectives.PREDICTION_ATTR`). :func:`tinydiffusion.load` adds sampling to this.
+    """
     path = resolve_model_path(run)
     tensors, meta = read_model_file(path)
     bad = _non_finite(tensors)
@@ -202,6 +207,7 @@ def load_model(run: str | Path, device: torch.device | str = "cpu") -> LoadedMod
     except RuntimeError:
         raise UserError(f"{path}: the weights do not fit the {meta['model']!r} network described in its "
                         "metadata (a checkpoint of another model?)") from None
+    setattr(model, PREDICTION_ATTR, meta.get("prediction", "epsilon"))  # sample() checks prediction= against it
     return LoadedModel(model.to(device).eval(), schedule.to(device), meta, path)
 
 

@@ -20,3 +20,11 @@ class ScheduleWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """A data problem that was worked around (a skipped unreadable file, a resized image, …)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM stopped training after the state was saved; the exit status is 128 + ``signum``."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

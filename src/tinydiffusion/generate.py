@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from .errors import UserError
 from .limits import check_memory
+from .progress import progress_bar
 from .rng import SeededNoise
-from .samplers import SAMPLERS, SamplerStep, initial_noise, sample
+from .samplers import SAMPLERS, SamplerStep, initial_noise, sample, sampler_timesteps
 from .samplers.ancestral import VARIANCES
 from .samplers.common import SPACINGS
 from .schedule import NoiseSchedule
@@ -85,13 +86,14 @@ def sample_shape(data: dict[str, Any]) -> tuple[int, ...]:
 
 
 def class_rows(n: int, num_classes: int, *, one_hot: bool = False) -> tuple[Tensor, int]:
-    """n conditions laid out one class per grid row, and the row length ⌈n/C⌉.
+    """n conditions laid out one class per grid row, and the longest row ⌈n/C⌉.
 
-    Class-major: ⌈n/C⌉ of class 0, then of class 1, …, cut to n; as int64 class ids, or with
-    ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
+    Class-major and as even as possible: ⌊n/C⌋ or ⌈n/C⌉ of each class (the first classes get the extra
+    ones), so a grid with one row per class has no orphan row; with n < C, classes 0..n−1. As int64 class
+    ids, or with ``one_hot`` as float one-hot context vectors (one context axis per row, seed 002's models).
     """
+    labels = (torch.arange(n) % num_classes).sort().values
     per = max(1, -(-n // num_classes))
-    labels = torch.arange(num_classes).repeat_interleave(per)[:n]
     return (torch.nn.functional.one_hot(labels, num_classes).float() if one_hot else labels), per
 
 
@@ -111,24 +113,29 @@ def generate(
     n: int,
     *,
     settings: SampleSettings,
-    prediction: str = "epsilon",
+    prediction: str | None = None,
     seed: int = 0,
     cond: Tensor | None = None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     callback: Callable[[SamplerStep], None] | None = None,
+    progress: bool | None = None,
     data_range: tuple[float, float] = DEFAULT_RANGE,
 ) -> Tensor:
     """``n`` samples of per-sample ``shape`` (C, H, W) or (D,), as float; images in [−1, 1].
 
     ``cond`` holds one condition per sample (class ids or context rows) or is None. The callback, if
-    any, sees the steps of every chunk in turn (use one chunk for animations). ``data_range`` is the
-    value range the model was trained in (a run's ``data.range``, see :mod:`tinydiffusion.value_range`):
+    any, sees the steps of every chunk in turn (use one chunk for animations). ``prediction`` defaults
+    to the model's declared one (see :func:`~tinydiffusion.samplers.sample`). ``progress``: one bar of
+    network calls over all chunks (``None``: when stderr is a terminal). ``data_range`` is the value
+    range the model was trained in (a run's ``data.range``, see :mod:`tinydiffusion.value_range`):
     uniform starting noise fills it, ``clip_x0`` clamps to it, and the samples and the callback's
     tensors are mapped from it to [−1, 1], the convention of every picture and metric.
     """
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
+    if batch_size < 1:
+        raise UserError(f"the batch size must be at least 1, got {batch_size}")
     if settings.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     check_sample_memory(n, shape)
@@ -137,17 +144,19 @@ def generate(
     if callback is not None and data_range != DEFAULT_RANGE:
         callback = _mapped(callback, data_range)
     out = []
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        noise = seeds[start:stop].to(device)
-        x_T = initial_noise(settings.sampler, shape, noise, device, data_range)
-        kwargs: dict[str, Any] = {}
-        if cond is not None:
-            kwargs["cond"] = cond[start:stop].to(device)
-        x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
-                   callback=callback, prediction=prediction, clip_x0=clip,
-                   guidance=settings.guidance if cond is not None else None, **settings.sampler_options(), **kwargs)
-        out.append(to_signed_unit(x.float(), data_range).cpu())
+    with progress_bar(network_calls(schedule, settings, n, batch_size), settings.sampler, progress) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            noise = seeds[start:stop].to(device)
+            x_T = initial_noise(settings.sampler, shape, noise, device, data_range)
+            kwargs: dict[str, Any] = {}
+            if cond is not None:
+                kwargs["cond"] = cond[start:stop].to(device)
+            x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
+                       callback=callback, prediction=prediction, clip_x0=clip,
+                       guidance=settings.guidance if cond is not None else None, progress=bar,
+                       **settings.sampler_options(), **kwargs)
+            out.append(to_signed_unit(x.float(), data_range).cpu())
     x = torch.cat(out)
     if not bool(torch.isfinite(x).all()):
         raise UserError("the samples came out NaN or infinite: the network's predictions blew up with these "
@@ -164,3 +173,14 @@ def _mapped(callback: Callable[[SamplerStep], None], data_range: tuple[float, fl
                          x_next=to_signed_unit(step.x_next, data_range)))
 
     return mapped
+
+
+def sampler_steps(schedule: NoiseSchedule, settings: SampleSettings) -> int:
+    """How many steps ``settings`` take on ``schedule`` (the sampler's default when ``steps`` is None)."""
+    return len(sampler_timesteps(schedule, settings.sampler, settings.steps, settings.spacing))
+
+
+def network_calls(schedule: NoiseSchedule, settings: SampleSettings, n: int = 1, batch_size: int = 256) -> int:
+    """The network calls :func:`generate` makes for ``n`` samples: calls per chunk × ⌈n / batch_size⌉ chunks."""
+    per_chunk = SAMPLERS[settings.sampler].network_calls(sampler_steps(schedule, settings))
+    return per_chunk * -(-n // batch_size)

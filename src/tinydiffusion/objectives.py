@@ -26,6 +26,10 @@ from .schedule import NoiseSchedule, _gather
 
 PREDICTIONS: tuple[str, ...] = ("epsilon", "x0", "v")
 
+#: The attribute through which a network declares its prediction type: :func:`tinydiffusion.load` sets it
+#: from ``model.safetensors``, and :func:`tinydiffusion.sample` refuses a contradicting ``prediction=``.
+PREDICTION_ATTR = "tinydiffusion_prediction"
+
 
 def split_prediction(output: Tensor, x_t: Tensor, alpha_bar: Tensor | float, prediction: str) -> tuple[Tensor, Tensor]:
     """(x̂_0, ε̂) from a network output, given x_t and ᾱ_t (a scalar or a broadcastable tensor).

@@ -345,6 +345,20 @@ class NoiseSchedule:
         log_sigmas = self.sigmas64.log()
         return ((1 - w) * log_sigmas[lo] + w * log_sigmas[hi]).exp()
 
+    # ------------------------------------------------------------------ diffusers
+    @classmethod
+    def from_diffusers(cls, scheduler: Any) -> "NoiseSchedule":
+        """The training schedule of a diffusers scheduler (``DDPMScheduler``, ``DDIMScheduler``, …) or its config."""
+        from .interop.schedulers import schedule_from_diffusers
+
+        return schedule_from_diffusers(scheduler)
+
+    def to_diffusers(self, scheduler_class: type | str | None = None, **kwargs: Any) -> Any:
+        """A diffusers scheduler on this schedule (``DDPMScheduler`` by default; ``kwargs`` go to its constructor)."""
+        from .interop.schedulers import schedule_to_diffusers
+
+        return schedule_to_diffusers(self, scheduler_class, **kwargs)
+
     def _timesteps(self, t: Tensor | int, x: Tensor) -> Tensor:
         t = torch.as_tensor(t, device=self.device)
         if t.dtype.is_floating_point:

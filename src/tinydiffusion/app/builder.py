@@ -203,7 +203,7 @@ def _sample_tab(app: gr.Blocks, tab: gr.Tab, registry: RunRegistry, limits: Limi
         with gr.Column(scale=1):
             run = _run_dropdown(names, "image", "sample-run")
             classes = gr.Dropdown(multiselect=True, label="classes", allow_custom_value=True,
-                                  info="empty: one row per class; chosen ids are cycled over the images", **props[0])
+                                  info="empty: one row per class; chosen ids share the images, one row each", **props[0])
             sliders = [gr.Slider(0, 1, step=0.05, **p) for p in props[1:1 + MAX_CONTEXT_SLIDERS]]
             rest = props[1 + MAX_CONTEXT_SLIDERS:]
             context = gr.Textbox(label="context vectors", elem_id="sample-context",

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import MODEL_FILE, LoadedModel, load_model
+from ..checkpoint import MODEL_FILE
+from ..run import Run as LoadedRun
+from ..run import load
 from ..errors import UserError
 
 #: Files whose presence makes a directory a run.
@@ -74,7 +76,7 @@ class Run:
         self.device = device
         #: Held while a request samples from this run: one request at a time per model.
         self.lock = threading.Lock()
-        self._loaded: LoadedModel | None = None
+        self._loaded: LoadedRun | None = None
         self._stamp: tuple[int, int] | None = None
         self._load_lock = threading.Lock()
 
@@ -86,7 +88,7 @@ class Run:
     def has_model(self) -> bool:
         return self.model_path.is_file()
 
-    def load(self) -> LoadedModel:
+    def load(self) -> LoadedRun:
         """The run's newest weights, rebuilt on the app's device (reloaded after each new checkpoint)."""
         if not self.has_model:
             raise UserError(f"{self.name} has no {MODEL_FILE} yet; its first checkpoint is written a quarter of "
@@ -95,7 +97,7 @@ class Run:
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._load_lock:
             if self._loaded is None or stamp != self._stamp:
-                self._loaded = load_model(self.path, self.device)
+                self._loaded = load(self.path, self.device)
                 self._stamp = stamp
             return self._loaded
 

@@ -18,7 +18,8 @@ from PIL import Image
 
 from ..cli.sample_cmd import write_samples
 from ..errors import UserError
-from ..viz.grid import image_table, labelled_grid, make_grid, to_image, to_uint8
+from ..viz.grid import image_table, make_grid, to_uint8
+from ..viz.samples import label_names, sample_grid
 from ..viz.trajectory import reverse_gif
 from .runs import Limits, Run
 from .sampling import Drawn, Progress, default_steps, draw, parse_contexts, sampler_choices
@@ -107,35 +108,10 @@ def cell_scale(image_size: int) -> int:
     return max(1, CELL_PIXELS // image_size)
 
 
-def row_names(cond: np.ndarray | None, per_row: int, names: Sequence[str]) -> list[str] | None:
-    """A name per grid row when each row holds one condition: its class name, or its context vector
-    (the axis name for a one-hot vector)."""
-    if cond is None:
-        return None
-    out = []
-    for start in range(0, len(cond), per_row):
-        row = cond[start:start + per_row]
-        if not (row == row[:1]).all():
-            return None
-        vector = row[0]
-        one_hot = vector.ndim == 1 and (vector == 1).sum() == 1 and (vector == 0).sum() == len(vector) - 1
-        if row.ndim == 1 or one_hot:
-            c = int(vector.argmax()) if one_hot else int(vector)
-            out.append(names[c] if c < len(names) else str(c))
-        else:
-            out.append("(" + ", ".join(f"{v:g}" for v in vector) + ")")
-    return out
-
-
-def samples_grid(images: np.ndarray, cond: np.ndarray | None, per_row: int | None, names: Sequence[str],
-                 scale: int) -> Image.Image:
-    """The samples as a grid, with one named line per class or context when the rows are uniform."""
-    per_row = per_row or max(1, round(len(images) ** 0.5))
-    labels = row_names(cond, per_row, names)
-    if labels is None:
-        return to_image(make_grid(images, nrow=per_row, scale=scale))
-    rows = [images[start:start + per_row] for start in range(0, len(images), per_row)]
-    return labelled_grid(rows, labels, scale=scale)
+def samples_grid(images: np.ndarray, cond: np.ndarray | None, names: Sequence[str], scale: int) -> Image.Image:
+    """The samples as ``tinydiffusion sample`` draws them: one named row per class or context
+    (:func:`~tinydiffusion.viz.samples.sample_grid`), enlarged ``scale`` times."""
+    return sample_grid(images, label_names(cond, names), scale=scale)
 
 
 def sample_images(run: Run, n: float, *, limits: Limits, out_dir: Path, sampler: str | None = None,
@@ -144,7 +120,7 @@ def sample_images(run: Run, n: float, *, limits: Limits, out_dir: Path, sampler:
                   progress: Progress | None = None) -> SampleResult:
     """Sample ``n`` images of an image run as ``tinydiffusion sample`` would, keeping the reverse process.
 
-    ``classes`` are cycled over the samples; ``context_text`` holds context vectors (``"1,0,0.6,0,0"``,
+    ``classes`` share the samples in blocks (one row each); ``context_text`` holds context vectors (``"1,0,0.6,0,0"``,
     several separated by ``;``) for a context model; neither gives one row per class. ``guidance`` is
     ignored for unconditional runs. The GIF and the NPZ are written into ``out_dir``.
     """
@@ -164,8 +140,8 @@ def sample_images(run: Run, n: float, *, limits: Limits, out_dir: Path, sampler:
     cond = None if drawn.cond is None else drawn.cond.numpy()
     scale = cell_scale(controls.image_size)
     names = controls.names if controls.num_classes else controls.axis_names()
-    grid = samples_grid(images, cond, drawn.per_row, names, scale)
-    gif = reverse_gif(drawn.steps, _new_file(out_dir, "reverse-", ".gif"), nrow=drawn.per_row, scale=scale)
+    grid = samples_grid(images, cond, names, scale)
+    gif = reverse_gif(drawn.steps, _new_file(out_dir, "reverse-", ".gif"), label_names(cond, names), scale=scale)
     npz = _write_npz(drawn, run, out_dir)
     return SampleResult(images, grid, gif, npz, _trajectory(drawn, max(1, scale // 2)), drawn.summary(run.device))
 
@@ -187,7 +163,7 @@ def _new_file(out_dir: Path, prefix: str, suffix: str) -> Path:
 
 def _write_npz(drawn: Drawn, run: Run, out_dir: Path) -> Path:
     path = _new_file(out_dir, "samples-", ".npz")
-    write_samples(path, drawn.x, drawn.cond, run.load().meta["data"], drawn.per_row)
+    write_samples(path, drawn.x, drawn.cond, run.load(), None, None)
     return path
 
 

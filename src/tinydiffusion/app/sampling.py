@@ -110,7 +110,7 @@ def draw(run: Run, n: float, *, limits: Limits, sampler: str | None = None, step
          guidance: float | None = None, frames: int = 0, progress: Progress | None = None) -> Drawn:
     """``n`` samples of ``run`` with per-sample seeds ``seed + i``, holding the run's lock.
 
-    ``sampler``/``steps`` default to the run's; ``classes`` (cycled over the samples) or ``contexts``
+    ``sampler``/``steps`` default to the run's; ``classes`` (sharing the samples in blocks) or ``contexts``
     (checked strings, see :func:`parse_contexts`) condition a conditional run, which otherwise gets one
     row per class; ``guidance`` is the classifier-free guidance weight w. ``frames`` > 0 keeps that many
     evenly spaced steps of the trajectory (always the first and the last).
@@ -127,7 +127,7 @@ def draw(run: Run, n: float, *, limits: Limits, sampler: str | None = None, step
     if num_steps > limits.max_steps:
         raise UserError(f"{settings.sampler} takes {num_steps} steps by default here, more than the app's limit of "
                         f"{limits.max_steps}; choose fewer steps")
-    cond, per_row = conditions(flags, meta["model_config"], n)
+    cond = conditions(flags, loaded, n)
     keep = set(subsample_indices(num_steps, frames)) if frames else set()
     kept: list[SamplerStep] = []
 
@@ -145,7 +145,18 @@ def draw(run: Run, n: float, *, limits: Limits, sampler: str | None = None, step
                      settings=settings, prediction=loaded.prediction, seed=seed, cond=cond, batch_size=n,
                      device=run.device, callback=callback, data_range=loaded.data_range)
         seconds = time.perf_counter() - start
-    return Drawn(x, cond, per_row, settings, num_steps, network.calls, seconds, kept)
+    return Drawn(x, cond, _row_length(cond), settings, num_steps, network.calls, seconds, kept)
+
+
+def _row_length(cond: Tensor | None) -> int | None:
+    """The longest run of equal consecutive conditions: a class's row in the grid (None without conditions)."""
+    if cond is None:
+        return None
+    longest = current = 1
+    for a, b in zip(cond[:-1], cond[1:]):
+        current = current + 1 if bool((a == b).all()) else 1
+        longest = max(longest, current)
+    return longest
 
 
 def _class_ids(classes: Sequence[int | float | str] | None) -> list[int] | None:

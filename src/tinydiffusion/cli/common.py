@@ -1,17 +1,23 @@
-"""Helpers shared by the subcommands: devices, output paths, conditions from flags."""
+"""Helpers shared by the subcommands: devices, output paths, conditions from flags, progress.
+
+This module is imported to build the parser, so it imports no PyTorch at the top: the helpers that
+need it import it when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..conditioning import check_classes, parse_context
 from ..errors import UserError
 from ..files import check_writable
-from ..generate import class_rows
-from ..train.setup import resolve_device
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..run import Run
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -19,7 +25,28 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def device_from(args: argparse.Namespace) -> torch.device:
+    from ..train.setup import resolve_device
+
     return resolve_device(args.device)
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+
+
+def progress_from(args: argparse.Namespace) -> bool | None:
+    """``--quiet``: no bar; otherwise a bar when stderr is a terminal."""
+    return False if args.quiet else None
+
+
+def announce_long_work(command: str, calls: int, what: str, faster: str) -> None:
+    """Say up front when a command will make many network calls, and how to make it faster."""
+    from ..progress import LONG_CALLS
+
+    if calls > LONG_CALLS:
+        print(f"tinydiffusion {command}: {what} takes {calls:,} network calls, which is slow on a CPU; "
+              f"{faster}", file=sys.stderr)
 
 
 def output_path(path: str | None, suffixes: tuple[str, ...], flag: str = "--out") -> Path | None:
@@ -51,7 +78,8 @@ def distinct_outputs(outputs: dict[str, Path | None]) -> None:
 
 def add_condition_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="classes", type=int, nargs="+", metavar="ID",
-                   help="class id(s) to generate; several ids are cycled over the samples (default: one row per class)")
+                   help="class id(s) to generate; several ids share the samples, one row each "
+                        "(default: one row per class)")
     p.add_argument("--context", action="append", metavar="V1,V2,...|NAME=V,...",
                    help="a context vector such as '1,0,0.6,0,0', or the same mixture by the dataset's names, "
                         "such as 'hero=1,food=0.6' (entries not named are 0); repeat the flag for several (seed 002)")
@@ -59,31 +87,23 @@ def add_condition_flags(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance weight w: eps_u + w (eps_c - eps_u); 1 = plain conditional")
 
 
-def conditions(args: argparse.Namespace, model_config: dict, n: int,
-               names: list[str] | None = None) -> tuple[torch.Tensor | None, int | None]:
-    """The per-sample conditions asked for on the command line, and the grid row length they suggest.
+def conditions(args: argparse.Namespace, run: Run, n: int) -> torch.Tensor | None:
+    """The per-sample conditions asked for on the command line (see :meth:`Run.conditions`)."""
+    import torch
 
-    ``names`` are the dataset's class (context) names, for ``--context NAME=V,...``.
-    """
-    num_classes = int(model_config.get("num_classes") or 0)
-    context_dim = int(model_config.get("context_dim") or 0)
+    from ..conditioning import parse_context
+
+    num_classes, context_dim = run.num_classes, run.context_dim
     if args.classes and args.context:
         raise UserError("give --class or --context, not both")
-    if args.classes:
-        if not num_classes:
-            kind = f"context vectors of length {context_dim} (use --context)" if context_dim else "no conditions"
-            raise UserError(f"--class was given but this model takes {kind}")
-        check_classes(args.classes, num_classes)
-        ids = torch.tensor(args.classes, dtype=torch.long)
-        return ids.repeat(-(-n // len(ids)))[:n], (None if len(ids) == 1 else len(ids))
-    if args.context:
-        if not context_dim:
-            kind = f"class ids 0..{num_classes - 1} (use --class)" if num_classes else "no conditions"
-            raise UserError(f"--context was given but this model takes {kind}")
-        rows = torch.stack([parse_context(c, context_dim, names) for c in args.context])
-        return rows.repeat(-(-n // len(rows)), 1)[:n], (None if len(rows) == 1 else len(rows))
+    if args.classes and not num_classes:
+        kind = f"context vectors of length {context_dim} (use --context)" if context_dim else "no conditions"
+        raise UserError(f"--class was given but this model takes {kind}")
+    if args.context and not context_dim:
+        kind = f"class ids 0..{num_classes - 1} (use --class)" if num_classes else "no conditions"
+        raise UserError(f"--context was given but this model takes {kind}")
     if args.guidance is not None and not (num_classes or context_dim):
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
-    if num_classes or context_dim:  # one row per class, or per one-hot context
-        return class_rows(n, num_classes or context_dim, one_hot=not num_classes)
-    return None, None
+    contexts = (torch.stack([parse_context(c, context_dim, run.class_names) for c in args.context])
+                if args.context else None)
+    return run.conditions(n, args.classes, contexts)

@@ -1,4 +1,8 @@
-"""``tinydiffusion``: build the parser, run one subcommand, turn user mistakes into one line and exit 2."""
+"""``tinydiffusion``: build the parser, run one subcommand, turn user mistakes into one line and exit 2.
+
+The command modules import PyTorch, matplotlib and the rest of the library only inside ``run``, so
+building the parser (and ``--help``) stays fast; ``tests/test_cli_help.py`` checks it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ..errors import UserError
-from . import app_cmd, eval_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
+from ..errors import Interrupted, UserError
+from . import app_cmd, eval_cmd, export_cmd, recipes_cmd, report_cmd, sample_cmd, show_cmd, train_cmd
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -20,6 +24,7 @@ COMMANDS = {
     "show": show_cmd,
     "report": report_cmd,
     "recipes": recipes_cmd,
+    "export": export_cmd,
     "app": app_cmd,
 }
 
@@ -73,7 +78,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except UserError as exc:
         print(f"tinydiffusion {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except train_cmd.Interrupted as exc:
+    except Interrupted as exc:
         print(f"tinydiffusion {args.command}: {exc}", file=sys.stderr)
         return 128 + int(exc.signum)
     except KeyboardInterrupt:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..config import TrainConfig, build_config, recipe_names
-from ..data import DATASETS, Dataset, load_dataset
-from ..models import build_model, count_parameters
-from ..train.setup import build_schedule, model_params, resolve_condition
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 HELP = "list the recipes (tinydiffusion train --recipe NAME)"
 
@@ -26,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def stand_in_dataset(cfg: TrainConfig) -> Dataset:
     """The recipe's dataset, or for external data a one-row-per-class stand-in with the same facts."""
+    import numpy as np
+
+    from ..data import Dataset, load_dataset
+
     kind = cfg.data.spec.split(":", 1)[0]
     if kind not in _SHAPES:
         return load_dataset(cfg.data.spec, image_size=cfg.data.image_size, n=cfg.data.n)
@@ -41,6 +44,9 @@ def stand_in_dataset(cfg: TrainConfig) -> Dataset:
 
 def recipe_info(name: str) -> dict:
     """A recipe's name, description, network, data and the parameter count of the network it builds."""
+    from ..models import build_model, count_parameters
+    from ..train.setup import build_schedule, model_params, resolve_condition
+
     cfg = build_config(name)
     dataset = stand_in_dataset(cfg)
     with warnings.catch_warnings():
@@ -54,6 +60,8 @@ def recipe_info(name: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import DATASETS
+
     infos = [recipe_info(name) for name in recipe_names()]
     if args.json:
         print(json.dumps(infos, indent=2))

@@ -1,33 +1,28 @@
-"""``tinydiffusion sample RUN``: images (a PNG grid or an NPZ of arrays) and, if asked, the reverse process."""
+"""``tinydiffusion sample RUN``: images (a PNG grid or an NPZ of arrays) and, if asked, the reverse process.
+
+PyTorch is imported when the command runs, not when the parser is built (see :mod:`.main`).
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import io
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from ..checkpoint import LoadedModel, load_model
 from ..errors import UserError
-from ..files import atomic_write
-from ..generate import SampleSettings, check_sample_memory, generate, sample_shape
-from ..limits import check_seed
-from ..samplers import SAMPLERS, SamplerStep, sampler_options, sampler_timesteps
-from ..samplers.ancestral import VARIANCES
-from ..samplers.common import SPACINGS
-from ..viz.gif import subsample_indices
-from ..viz.grid import make_grid, save_image, to_uint8
-from ..viz.scatter import reverse_scatter_gif, scatter_png, scatter_strip
-from ..viz.strip import IMAGE_COLUMNS, POINT_COLUMNS, reverse_strip, strip_indices
-from ..viz.trajectory import reverse_gif, x0_strip
-from .common import add_condition_flags, add_device, conditions, device_from, distinct_outputs, output_path
+from .choices import SAMPLERS, SPACINGS, STRIP_COLUMNS, VARIANCES
+from .common import (add_condition_flags, add_device, add_quiet, announce_long_work, conditions, device_from,
+                     distinct_outputs, output_path, progress_from)
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..generate import SampleSettings
+    from ..run import Run
 
 HELP = "draw samples from a trained run"
-GIF_FRAMES = 60
+GIF_FRAMES = 40
 STRIP_ROWS = 8  #: samples (rows) in an image --strip
 
 
@@ -44,13 +39,17 @@ def add_sampler_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED+i (independent of batch size)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per network call")
     add_device(p)
+    add_quiet(p)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a run directory (or its model.safetensors)")
-    p.add_argument("-n", type=int, default=64, help="number of samples")
-    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (arrays images, labels/contexts)")
+    p.add_argument("-n", type=int, default=None,
+                   help="number of samples (default: 8 per class for conditional runs, else 64)")
+    p.add_argument("--out", required=True, help="FILE.png (a labelled grid) or FILE.npz (arrays images, "
+                                                "labels/contexts)")
     p.add_argument("--gif", help="also write the reverse process of the samples as FILE.gif")
+    p.add_argument("--gif-x0", action="store_true", help="show the network's prediction x0 beside x_t in the GIF")
     p.add_argument("--gif-frames", type=int, default=GIF_FRAMES,
                    help="frames of the --gif, evenly spaced over the chain (seed 003: 100)")
     p.add_argument("--x0-strip", help="also write x_t beside the predicted x0 at a few steps (seed 001) as FILE.png")
@@ -58,45 +57,65 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    f"(the first {STRIP_ROWS}) as FILE.png: seed 000's strip; for 2-D points one row "
                                    "of scatter panels, each with its own axes (seed 004)")
     p.add_argument("--strip-columns", type=int,
-                   help=f"columns of the --strip (default {IMAGE_COLUMNS} for images as seed 000, "
-                        f"{POINT_COLUMNS} for 2-D points as seed 004)")
+                   help=f"columns of the --strip (default {STRIP_COLUMNS['image']} for images as seed 000, "
+                        f"{STRIP_COLUMNS['points']} for 2-D points as seed 004)")
     add_condition_flags(p)
     add_sampler_flags(p)
 
 
-def settings_from(args: argparse.Namespace, loaded: LoadedModel) -> SampleSettings:
-    """The run's sampling defaults with the flags that were given on top."""
-    s = SampleSettings.from_dict(loaded.meta.get("sample", {}))
-    given = set()
-    if args.sampler is not None and args.sampler != s.sampler:
-        s.sampler = args.sampler
-        s.steps = None  # the sampler's own default unless --steps says otherwise
-        given.add("sampler")
-    for flag, field in (("steps", "steps"), ("eta", "eta"), ("spacing", "spacing"), ("variance", "variance"),
-                        ("clip_x0", "clip_x0"), ("guidance", "guidance")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            setattr(s, field, value)
-            given.add(field)
+def setting_flags(args: argparse.Namespace) -> dict:
+    """The sampling settings given on the command line (None where a flag was not given)."""
+    return {name: getattr(args, name, None)
+            for name in ("sampler", "steps", "eta", "spacing", "variance", "clip_x0", "guidance")}
+
+
+def settings_from(args: argparse.Namespace, run: Run) -> SampleSettings:
+    """The run's sampling defaults with the flags that were given on top; a setting that cannot work is one
+    line naming the flag, or the run's own setting."""
+    given = {k for k, v in setting_flags(args).items() if v is not None}
 
     def label(field: str) -> str:
-        return f"--{field.replace('_', '-')}" if field in given else f"the run's sample.{field} (in {loaded.path})"
+        return f"--{field.replace('_', '-')}" if field in given else f"the run's sample.{field} (in {run.path})"
 
-    s.check(label, objective=loaded.meta.get("objective"), prediction=loaded.prediction)
-    # A flag the sampler does not use is an error; the run's own settings for another sampler just drop out.
-    sampler_options(s.sampler, **{k: getattr(args, k, None) for k in ("eta", "variance", "spacing")})
-    return s
+    return run.settings(**setting_flags(args), label=label)
+
+
+def default_n(run: Run, per_class: int = 8) -> int:
+    """``per_class`` samples of every class (or one-hot context) of a conditional run, else 64."""
+    classes = run.num_classes or run.context_dim
+    return per_class * classes if classes else 64
 
 
 def check_batch_size(args: argparse.Namespace) -> None:
-    if args.n < 1:
+    from ..limits import check_seed
+
+    if args.n is not None and args.n < 1:
         raise UserError(f"-n must be at least 1, got {args.n}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_seed(args.seed, "--seed")
 
 
+def caption(run: Run, settings: SampleSettings, seed: int, conditional: bool) -> str:
+    """The caption of a picture of samples: sampler, network calls, guidance, seed."""
+    from ..generate import network_calls
+    from ..viz.samples import sampling_caption
+
+    return sampling_caption(settings.sampler, network_calls(run.schedule, settings),
+                            settings.guidance if conditional else None, seed)
+
+
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..generate import check_sample_memory, network_calls, sampler_steps
+    from ..run import load
+    from ..samplers import SamplerStep
+    from ..viz.gif import subsample_indices
+    from ..viz.samples import label_names
+    from ..viz.strip import reverse_strip, strip_indices
+    from ..viz.trajectory import reverse_gif, x0_strip
+
     out = output_path(args.out, (".png", ".npz"))
     gif = output_path(args.gif, (".gif",), "--gif")
     strip = output_path(args.x0_strip, (".png",), "--x0-strip")
@@ -107,24 +126,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--gif-frames must be at least 2 (the noise and the sample), got {args.gif_frames}")
     if args.strip_columns is not None and args.strip_columns < 1:
         raise UserError(f"--strip-columns must be at least 1, got {args.strip_columns}")
-    device = device_from(args)
-    loaded = load_model(args.run, device)
-    data = loaded.meta["data"]
-    points = data.get("kind") == "points"
+    loaded = load(args.run, device_from(args))
+    points = loaded.data.get("kind") == "points"
     if strip and points:
         raise UserError("--x0-strip draws images; this run generates 2-D points (use --strip or --gif for their "
                         "reverse process)")
     settings = settings_from(args, loaded)
-    shape = sample_shape(data)
-    columns = args.strip_columns or (POINT_COLUMNS if points else IMAGE_COLUMNS)
-    keep: set[int] = set()
-    if gif or strip or chain:
-        total = _steps(loaded, settings)
-        keep = set(subsample_indices(total, args.gif_frames)) | {0, total - 1}
-        if chain:
-            keep.update(strip_indices(total, columns))
-    check_sample_memory(args.n, shape, len(keep))
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n, data.get("class_names"))
+    n = args.n if args.n is not None else default_n(loaded)
+    total = sampler_steps(loaded.schedule, settings)
+    columns = args.strip_columns or STRIP_COLUMNS["points" if points else "image"]
+    keep = set(subsample_indices(total, args.gif_frames)) | {0, total - 1} if gif or strip or chain else set()
+    if chain:
+        keep.update(strip_indices(total, columns))
+    check_sample_memory(n, loaded.shape, len(keep))
+    cond = conditions(args, loaded, n)
     steps: list[SamplerStep] = []
     callback = None
     if keep:
@@ -134,25 +149,33 @@ def run(args: argparse.Namespace) -> int:
                 steps.append(dataclasses.replace(step, x_t=step.x_t.cpu(), x0_hat=step.x0_hat.cpu(),
                                                  x_next=step.x_next.cpu()))
 
-    batch = args.n if callback is not None else args.batch_size  # one chunk, so the trajectory is whole
-    x = generate(loaded.model, loaded.schedule, shape, args.n, settings=settings, prediction=loaded.prediction,
-                 seed=args.seed, cond=cond, batch_size=batch, device=device, callback=callback,
-                 data_range=loaded.data_range)
+    batch = n if callback is not None else args.batch_size  # one chunk, so the trajectory is whole
+    calls = network_calls(loaded.schedule, settings, n, batch)
+    announce_long_work("sample", calls, f"{settings.sampler} with {total:,} steps",
+                       "fewer --steps (e.g. --steps 50) or --sampler dpm++ --steps 20 are much faster")
+    x = loaded.sample(n, classes=args.classes, contexts=cond if args.context else None, seed=args.seed,
+                      batch_size=batch, callback=callback, progress=progress_from(args), **setting_flags(args))
+    labels = label_names(cond, loaded.class_names)
+    text = caption(loaded, settings, args.seed, cond is not None)
     written: list[Path] = []
     try:
-        write_samples(out, x, cond, data, per_row)
+        write_samples(out, x, cond, loaded, labels, text)
         written.append(out)
         if gif:
             if points:
+                from ..viz.scatter import reverse_scatter_gif  # matplotlib: only for 2-D points
+
                 reverse_scatter_gif(steps, gif, max_frames=args.gif_frames)
             else:
-                reverse_gif(steps, gif, nrow=per_row, max_frames=args.gif_frames)
+                reverse_gif(steps, gif, labels, show_x0=args.gif_x0, caption=text, max_frames=args.gif_frames)
             written.append(gif)
         if strip:
             x0_strip(steps, strip)
             written.append(strip)
         if chain:
             if points:
+                from ..viz.scatter import scatter_strip  # matplotlib: only for 2-D points
+
                 scatter_strip(steps, chain, columns)
             else:
                 reverse_strip(steps, chain, columns, rows=STRIP_ROWS)
@@ -161,24 +184,30 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise UserError(f"{exc}; already written: {', '.join(map(str, written))}") from None
     made = ", ".join(str(p) for p in (out, gif, strip, chain) if p is not None)
-    print(f"wrote {made} ({args.n} samples, {settings.sampler}, "
-          f"{SAMPLERS[settings.sampler].network_calls(_steps(loaded, settings))} network calls)",
-          file=sys.stderr)
+    print(f"wrote {made} ({n} samples, {text})", file=sys.stderr)
     return 0
 
 
-def _steps(loaded: LoadedModel, s: SampleSettings) -> int:
-    return len(sampler_timesteps(loaded.schedule, s.sampler, s.steps, s.spacing))
+def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, run: Run, labels: list[str] | None,
+                  caption: str | None) -> None:
+    """A labelled PNG grid (or a scatter plot for points) or an NPZ with ``images`` uint8 (N, H, W, C) and the
+    conditions (``labels`` int64 or ``contexts`` float32, and ``class_names``)."""
+    import io
 
+    import numpy as np
 
-def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, data: dict, per_row: int | None) -> None:
-    """A PNG grid (or scatter plot for points) or an NPZ with ``images`` uint8 (N, H, W, C) and the conditions."""
-    points = data.get("kind") == "points"
+    from ..files import atomic_write
+    from ..viz.grid import save_image, to_uint8
+    from ..viz.samples import sample_grid
+
+    points = run.data.get("kind") == "points"
     if out.suffix.lower() == ".png":
         if points:
-            scatter_png(x.numpy(), out)
+            from ..viz.scatter import scatter_png  # matplotlib: only for 2-D points
+
+            scatter_png(x.numpy(), out, title=caption or "")
         else:
-            save_image(make_grid(to_uint8(x), nrow=per_row, scale=2), out)
+            save_image(sample_grid(to_uint8(x), labels, caption=caption), out)
         return
     arrays: dict[str, np.ndarray] = {"points": x.numpy().astype(np.float32)} if points else {"images": to_uint8(x)}
     if cond is not None:
@@ -186,8 +215,8 @@ def write_samples(out: Path, x: torch.Tensor, cond: torch.Tensor | None, data: d
             arrays["contexts"] = cond.numpy().astype(np.float32)
         else:
             arrays["labels"] = cond.numpy().astype(np.int64)
-    if data.get("class_names"):
-        arrays["class_names"] = np.array(data["class_names"])
+    if run.data.get("class_names"):
+        arrays["class_names"] = np.array(run.data["class_names"])
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write(out, buffer.getvalue())

@@ -1,39 +1,30 @@
-"""``tinydiffusion show forward|schedule|data|samplers|corrupt|minmax``: pictures of the process itself."""
+"""``tinydiffusion show forward|schedule|data|samplers|corrupt|minmax``: pictures of the process itself.
+
+PyTorch and matplotlib are imported when a picture is made, not when the parser is built.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..checkpoint import load_model
-from ..config import build_config
-from ..data import load_dataset
-from ..data.preview import examples_per_class
 from ..errors import UserError
-from ..generate import generate, sample_shape
-from ..limits import check_seed
-from ..objectives import corrupt
-from ..rng import SeededNoise
-from ..samplers import SAMPLERS
-from ..schedule import SCHEDULE_KINDS, NoiseSchedule
-from ..train.setup import build_schedule
-from ..value_range import DEFAULT_RANGE, pixels_to_range, to_signed_unit
-from ..viz.corrupt import CORRUPT_NOISE, corrupt_figure
-from ..viz.forward import forward_gif, forward_grid, forward_percent_strip, forward_side_by_side
-from ..viz.grid import labelled_grid, save_image
-from ..viz.minmax import minmax_comparison
-from ..viz.plots import schedule_plot
-from ..viz.scatter import forward_scatter_gif, forward_scatter_grid, scatter_png
-from ..viz.trajectory import compare_samplers_figure
-from .common import add_condition_flags, add_device, conditions, device_from, output_path
-from .sample_cmd import add_sampler_flags, settings_from
+from .choices import SAMPLERS, SCHEDULE_KINDS
+from .common import (add_condition_flags, add_device, add_quiet, announce_long_work, conditions, device_from,
+                     output_path, progress_from)
+from .sample_cmd import add_sampler_flags
+
+if TYPE_CHECKING:
+    from ..schedule import NoiseSchedule
 
 HELP = "pictures of diffusion: the forward process, schedules, a dataset, samplers side by side, seed figures"
 STYLES = ("grid", "side-by-side", "percent")
 MAX_TIMESTEPS = 1_000_000  #: the bound of schedule.timesteps in a config, too
 MAX_PER_CLASS = 256
+#: Steps per sampler in ``show samplers`` unless --steps says otherwise: seconds on a CPU, and enough to
+#: show seed 002's lesson (the sampler without noise collapses to average-looking images).
+COMPARE_STEPS = 100
 DEFAULT_DATA = "fashion-mnist-mini"
 
 EPILOG = """\
@@ -43,7 +34,7 @@ Every figure of the five tutorials, made by the tool (docs/seeds.md shows them a
             show forward --style side-by-side ...                            step by step vs one jump
             sample RUN --strip s.png                                         15-column reverse strip
             train --recipe dli-fashion16 (preview.strip = 15)                strips through training
-            show samplers RUN --samplers ddpm ddpm-off-by-one --out c.png    the seed's noise slip
+            show samplers RUN --samplers ddpm ddpm-off-by-one --steps 150    the seed's noise slip
   seed 001  show corrupt --out c.png                                         corrupted-data rows
             show corrupt RUN --out p.png                                     + the network's predictions
             sample RUN --x0-strip x.png                                      x_t beside predicted x0
@@ -101,12 +92,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("samplers", help="the same noise through several samplers, side by side (seed 002's demo)")
     c.add_argument("run", metavar="RUN_DIR")
     c.add_argument("--samplers", nargs="+", default=["ddpm", "ddpm-no-noise"], choices=list(SAMPLERS))
-    c.add_argument("-n", type=int, default=16)
-    c.add_argument("--steps", type=int, help="steps for every sampler (default: each one's run default)")
+    c.add_argument("-n", type=int, default=None, help="samples per sampler (default: 2 per class, else 16)")
+    c.add_argument("--steps", type=int,
+                   help=f"steps of every sampler (default: {COMPARE_STEPS} for samplers that would take all T "
+                        "steps, else each one's run default)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="FILE.png")
     add_condition_flags(c)
     add_device(c)
+    add_quiet(c)
 
     k = sub.add_parser("corrupt", help="seed 001: data mixed with uniform noise at amounts 0..1; with a run "
                                        "trained on that objective, its predictions as a third row")
@@ -136,6 +130,8 @@ def _schedule_flags(p: argparse.ArgumentParser) -> None:
 
 def parse_schedule(text: str) -> NoiseSchedule:
     """``KIND:T[:BETA_START:BETA_END]`` → a schedule."""
+    from ..schedule import NoiseSchedule
+
     parts = text.split(":")
     try:
         kind, T = parts[0], int(parts[1])
@@ -157,15 +153,21 @@ def _check_timesteps(T: int, flag: str) -> None:
 
 
 def _forward_schedule(args: argparse.Namespace) -> NoiseSchedule:
+    """The schedule asked for; by default seed 000's, whose ᾱ_T the figure explains (so it does not warn)."""
+    from ..config import build_config
+    from ..schedule import NoiseSchedule
+    from ..train.setup import build_schedule
+
     if args.recipe:
         return build_schedule(build_config(args.recipe))
+    chosen = any(v is not None for v in (args.schedule, args.timesteps, args.beta_start, args.beta_end))
     if args.timesteps is not None:
         _check_timesteps(args.timesteps, "--timesteps")
     config = {"kind": args.schedule or "linear", "timesteps": 150 if args.timesteps is None else args.timesteps}
     if (args.schedule or "linear") != "cosine":
         config.update(beta_start=args.beta_start if args.beta_start is not None else 1e-4,
                       beta_end=args.beta_end if args.beta_end is not None else 0.02)
-    return NoiseSchedule.from_config(config)
+    return NoiseSchedule.from_config(config, warn=chosen)
 
 
 def _timesteps(text: str | None, T: int) -> list[int] | None:
@@ -183,6 +185,8 @@ def _timesteps(text: str | None, T: int) -> list[int] | None:
 
 def _forward_data(args: argparse.Namespace) -> tuple[str, int | None, int | None]:
     """The data of ``show forward``: --data, else the --recipe's, else the default; (spec, image size, points)."""
+    from ..config import build_config
+
     if args.data is not None or not args.recipe:
         return args.data or DEFAULT_DATA, args.image_size, None
     data = build_config(args.recipe).data
@@ -190,6 +194,15 @@ def _forward_data(args: argparse.Namespace) -> tuple[str, int | None, int | None
 
 
 def show_forward(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..data import load_dataset
+    from ..rng import SeededNoise
+    from ..viz.forward import (forward_gif, forward_grid, forward_percent_strip, forward_side_by_side,
+                               schedule_caption)
+    from ..viz.grid import save_image
+    from ..viz.text import add_text
+
     out = output_path(args.out, (".png",))
     gif = output_path(args.gif, (".gif",), "--gif")
     if args.n < 1:
@@ -198,6 +211,8 @@ def show_forward(args: argparse.Namespace) -> None:
     dataset = load_dataset(spec, image_size=image_size, seed=args.seed, n=n_points)
     schedule = _forward_schedule(args)
     if dataset.kind == "points":
+        from ..viz.scatter import forward_scatter_gif, forward_scatter_grid  # matplotlib: only for 2-D points
+
         points = torch.from_numpy(dataset.points)
         noise = SeededNoise.range(args.seed, len(points))
         at = _timesteps(args.at, schedule.num_timesteps)
@@ -211,16 +226,22 @@ def show_forward(args: argparse.Namespace) -> None:
     images = torch.from_numpy(dataset.images[picks.numpy()]).permute(0, 3, 1, 2).float() / 127.5 - 1
     noise = SeededNoise.range(args.seed, len(images))
     if args.style == "grid":
-        save_image(forward_grid(schedule, images[:1], generator=noise[:1]), out)
+        figure = forward_grid(schedule, images[:1], generator=noise[:1])
     elif args.style == "side-by-side":
-        save_image(forward_side_by_side(schedule, images[:1], generator=noise[:1]), out)
+        figure = forward_side_by_side(schedule, images[:1], generator=noise[:1])
     else:
-        save_image(forward_percent_strip(schedule, images, generator=noise), out)
+        figure = forward_percent_strip(schedule, images, generator=noise)
+    save_image(add_text(figure, below=schedule_caption(schedule)), out)
     if gif:
         forward_gif(schedule, images, gif, generator=noise)
 
 
 def show_schedule(args: argparse.Namespace) -> None:
+    from ..config import build_config
+    from ..schedule import NoiseSchedule
+    from ..train.setup import build_schedule
+    from ..viz.plots import schedule_plot
+
     out = output_path(args.out, (".png",))
     schedules: dict[str, NoiseSchedule] = {}
     for text in args.schedules or []:
@@ -233,47 +254,85 @@ def show_schedule(args: argparse.Namespace) -> None:
 
 
 def show_data(args: argparse.Namespace) -> None:
+    from ..data import load_dataset
+    from ..data.preview import examples_per_class
+    from ..viz.grid import labelled_grid, save_image, tile_scale
+    from ..viz.text import add_text
+
     out = output_path(args.out, (".png",))
     if not 1 <= args.per_class <= MAX_PER_CLASS:
         raise UserError(f"--per-class must be from 1 to {MAX_PER_CLASS}, got {args.per_class}")
     dataset = load_dataset(args.spec, image_size=args.image_size, seed=args.seed)
     if dataset.kind == "points":
+        from ..viz.scatter import scatter_png
+
         scatter_png(dataset.points, out, title=dataset.name)
         return
     rows, names = examples_per_class(dataset, per_class=args.per_class, seed=args.seed)
-    save_image(labelled_grid(list(rows), names, scale=2), out)
+    grid = labelled_grid(list(rows), names, scale=tile_scale(rows.shape[2]))
+    save_image(add_text(grid, below=f"{dataset.name}: {len(dataset):,} images"), out)
 
 
 def show_samplers(args: argparse.Namespace) -> None:
+    from ..generate import network_calls, sampler_steps
+    from ..run import load
+    from ..viz.samples import label_names, sampling_caption
+    from ..viz.trajectory import compare_samplers_figure
+    from .sample_cmd import default_n, settings_from
+
     out = output_path(args.out, (".png",))
-    device = device_from(args)
-    loaded = load_model(args.run, device)
-    if loaded.meta["data"].get("kind") == "points":
+    if args.n is not None and args.n < 1:
+        raise UserError(f"-n must be at least 1, got {args.n}")
+    loaded = load(args.run, device_from(args))
+    if loaded.data.get("kind") == "points":
         raise UserError("show samplers draws image grids; this run generates 2-D points")
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n, loaded.meta["data"].get("class_names"))
-    samples = {}
+    conditional = bool(loaded.num_classes or loaded.context_dim)
+    n = args.n if args.n is not None else default_n(loaded, per_class=2) if conditional else 16
+    cond = conditions(args, loaded, n)
+    plans = {}
     for name in args.samplers:
-        flags = argparse.Namespace(sampler=name, steps=args.steps, eta=None, spacing=None, variance=None,
-                                   clip_x0=None, guidance=args.guidance)
+        flags = argparse.Namespace(sampler=name, steps=args.steps, guidance=args.guidance)
         settings = settings_from(flags, loaded)
-        samples[name] = generate(loaded.model, loaded.schedule, sample_shape(loaded.meta["data"]), args.n,
-                                 settings=settings, prediction=loaded.prediction,
-                                 seed=args.seed, cond=cond, device=device, data_range=loaded.data_range)
-    compare_samplers_figure(samples, out, nrow=per_row)
+        if args.steps is None and settings.steps is None:  # all T steps: minutes on a CPU
+            settings.steps = min(COMPARE_STEPS, loaded.schedule.num_timesteps)
+        plans[name] = settings
+    calls = sum(network_calls(loaded.schedule, s, n) for s in plans.values())
+    announce_long_work("show samplers", calls, " and ".join(f"{k} ({sampler_steps(loaded.schedule, s):,} steps)"
+                                                           for k, s in plans.items()),
+                       "fewer --steps are faster")
+    samples = {}
+    for name, settings in plans.items():
+        samples[f"{name}, {sampler_steps(loaded.schedule, settings):,} steps"] = loaded.sample(
+            n, classes=args.classes, contexts=cond if args.context else None, seed=args.seed,
+            progress=progress_from(args), sampler=name, steps=settings.steps, guidance=args.guidance)
+    guidance = next(iter(plans.values())).guidance if cond is not None else None
+    text = sampling_caption("same starting noise x_T for every sampler", calls, guidance, args.seed)
+    compare_samplers_figure(samples, out, label_names(cond, loaded.class_names), caption=text)
+    used = ", ".join(f"{k}: {sampler_steps(loaded.schedule, s):,} steps" for k, s in plans.items())
+    print(f"show samplers: {used} (T={loaded.schedule.num_timesteps:,}; --steps N to change)", file=sys.stderr)
 
 
 def show_corrupt(args: argparse.Namespace) -> None:
     """Seed 001's corrupted-data rows, and with a run of the corrupt objective its predictions row."""
+    import torch
+
+    from ..data import load_dataset
+    from ..objectives import corrupt
+    from ..rng import SeededNoise
+    from ..run import load
+    from ..value_range import DEFAULT_RANGE, pixels_to_range, to_signed_unit
+    from ..viz.corrupt import CORRUPT_NOISE, corrupt_figure
+
     out = output_path(args.out, (".png",))
     if args.n < 2:
         raise UserError(f"-n must be at least 2 (amounts 0 and 1), got {args.n}")
     device = device_from(args)
-    loaded = load_model(args.run, device) if args.run else None
+    loaded = load(args.run, device) if args.run else None
     if loaded is not None and loaded.meta.get("objective") != "corrupt":
         raise UserError(f"{args.run} was trained with the {loaded.meta.get('objective', 'diffusion')} objective; "
                         "show corrupt needs a run of seed 001's corrupt objective (tinydiffusion train --recipe "
                         "hf-mnist-basic)")
-    data = loaded.meta["data"] if loaded is not None else {}
+    data = loaded.data if loaded is not None else {}
     spec = args.data or data.get("spec", "mnist")
     size = args.image_size or (data.get("image_size") if loaded is not None and not args.data else None)
     dataset = load_dataset(spec, image_size=size, seed=args.seed)
@@ -281,8 +340,7 @@ def show_corrupt(args: argparse.Namespace) -> None:
         raise UserError(f"show corrupt draws images; {dataset.name} is a set of 2-D points")
     value_range = loaded.data_range if loaded is not None else DEFAULT_RANGE
     picks = torch.linspace(0, len(dataset) - 1, args.n).long()  # spread over the classes
-    pixels = torch.from_numpy(dataset.images[picks.numpy()]).permute(0, 3, 1, 2).float()
-    x0 = pixels_to_range(pixels, value_range)
+    x0 = pixels_to_range(torch.from_numpy(dataset.images[picks.numpy()]).permute(0, 3, 1, 2).float(), value_range)
     amount = torch.linspace(0, 1, args.n)
     low, high = value_range
     u = SeededNoise.range(args.seed, args.n).rand(x0.shape[1:], CORRUPT_NOISE) * (high - low) + low
@@ -299,22 +357,27 @@ def show_corrupt(args: argparse.Namespace) -> None:
 
 def show_minmax(args: argparse.Namespace) -> None:
     """The same samples under the fixed pixel map and under seed 003's per-image min-max stretch."""
+    from ..run import load
+    from ..viz.minmax import minmax_comparison
+    from ..viz.samples import label_names
+    from .sample_cmd import caption, settings_from, setting_flags
+
     out = output_path(args.out, (".png",))
     if args.n < 1:
         raise UserError(f"-n must be at least 1, got {args.n}")
-    device = device_from(args)
-    loaded = load_model(args.run, device)
-    if loaded.meta["data"].get("kind") == "points":
+    loaded = load(args.run, device_from(args))
+    if loaded.data.get("kind") == "points":
         raise UserError("show minmax draws images; this run generates 2-D points")
-    settings = settings_from(args, loaded)
-    cond, per_row = conditions(args, loaded.meta["model_config"], args.n, loaded.meta["data"].get("class_names"))
-    x = generate(loaded.model, loaded.schedule, sample_shape(loaded.meta["data"]), args.n, settings=settings,
-                 prediction=loaded.prediction, seed=args.seed, cond=cond, batch_size=args.batch_size, device=device,
-                 data_range=loaded.data_range)
-    minmax_comparison(x, out, nrow=per_row)
+    cond = conditions(args, loaded, args.n)
+    x = loaded.sample(args.n, classes=args.classes, contexts=cond if args.context else None, seed=args.seed,
+                      batch_size=args.batch_size, progress=progress_from(args), **setting_flags(args))
+    text = caption(loaded, settings_from(args, loaded), args.seed, cond is not None)
+    minmax_comparison(x, out, label_names(cond, loaded.class_names), caption=text)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..limits import check_seed
+
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed, "--seed")
     handlers = {"forward": show_forward, "schedule": show_schedule, "data": show_data, "samplers": show_samplers,

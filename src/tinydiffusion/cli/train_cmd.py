@@ -1,4 +1,7 @@
-"""``tinydiffusion train``: resolve a config, pick a run directory, train."""
+"""``tinydiffusion train``: resolve a config, pick a run directory, train.
+
+PyTorch is imported when the command runs, not when the parser is built (see :mod:`.main`).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,11 @@ from pathlib import Path
 from ..config import build_config
 from ..errors import UserError
 from ..provenance import current_config
-from ..train.loop import Interrupted, train
-from ..train.rundir import holds_run
 
 HELP = "train a model (no arguments: the quickstart recipe on the bundled Fashion-MNIST subset)"
 RUNS = Path("runs")
 
-__all__ = ["HELP", "Interrupted", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +48,8 @@ def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {out} is a file; give a folder for the run")
         return path  # missing folders on the way are created by the run directory's lock
+    from ..train.rundir import holds_run
+
     base = RUNS / recipe
     if resume:
         return base
@@ -58,6 +61,8 @@ def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.loop import train
+
     config_file = args.config
     if args.resume and args.recipe is None and config_file is None:
         # Continue the run with the settings it trained with last (config.toml, or the newest

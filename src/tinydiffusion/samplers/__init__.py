@@ -20,8 +20,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from ..errors import UserError
+from ..objectives import PREDICTION_ATTR
+from ..progress import Progress, progress_bar
 from ..rng import SeededNoise, Stream
 from ..schedule import NoiseSchedule
 from ..value_range import DEFAULT_RANGE
@@ -144,10 +147,11 @@ def sample(
     generator: torch.Generator | SeededNoise | None = None,
     callback: Callback | None = None,
     spacing: str | None = None,
-    prediction: str = "epsilon",
+    prediction: str | None = None,
     variance: str | None = None,
     clip_x0: bool | tuple[float, float] = False,
     guidance: float | None = None,
+    progress: Progress = None,
     **cond: Any,
 ) -> Tensor:
     """Run ``sampler`` from ``x_T`` down to clean data and return x_0.
@@ -163,8 +167,15 @@ def sample(
     classifier-free guidance ε̂_u + w(ε̂_c − ε̂_u) to the condition passed in ``cond``.
     ``callback`` receives a :class:`SamplerStep` after every step. The model's train/eval mode is left
     as it is: call ``model.eval()`` first.
+
+    ``prediction`` defaults to what the model declares (networks loaded by :func:`tinydiffusion.load`
+    carry the prediction type of their ``model.safetensors``), else ``"epsilon"``; a prediction type
+    that contradicts the declared one is refused. A model may return a tensor or a diffusers
+    ``BaseOutput`` (its ``.sample`` is used). ``progress`` shows a bar of network calls: ``None`` when
+    stderr is a terminal, ``True``/``False`` always/never, or a tqdm bar to advance (shared by chunks).
     """
     spec = _spec(sampler)
+    prediction = _prediction(model, prediction)
     options = sampler_options(sampler, eta=eta, variance=variance, spacing=spacing)
     spacing = options.pop("spacing", OPTION_DEFAULTS["spacing"])
     if spacing not in SPACINGS:
@@ -183,4 +194,28 @@ def sample(
     if isinstance(generator, SeededNoise):
         generator = generator.to(x_T.device)
     denoise = make_denoiser(model, prediction=prediction, guidance=guidance, clip_x0=clip_x0, cond=cond)
-    return spec.fn(denoise, schedule, x_T, ts, noise=make_noise(generator), callback=callback, **options)
+    own_bar = not isinstance(progress, tqdm)
+    bar = progress_bar(spec.network_calls(len(ts)), sampler, progress) if own_bar else progress
+
+    def counted(x: Tensor, t: float, alpha_bar: float) -> tuple[Tensor, Tensor]:
+        out = denoise(x, t, alpha_bar)
+        bar.update(1)
+        return out
+
+    try:
+        return spec.fn(counted, schedule, x_T, ts, noise=make_noise(generator), callback=callback, **options)
+    finally:
+        if own_bar:
+            bar.close()
+
+
+def _prediction(model: object, prediction: str | None) -> str:
+    """The prediction type to sample with: the one asked for, checked against the one the model declares."""
+    declared = getattr(model, PREDICTION_ATTR, None)
+    if prediction is None:
+        return declared or "epsilon"
+    if declared is not None and prediction != declared:
+        raise UserError(f"prediction={prediction!r} contradicts this model, which was trained to predict "
+                        f"{declared!r} (its model.safetensors says so); leave prediction out or pass "
+                        f"prediction={declared!r}")
+    return prediction

@@ -148,11 +148,11 @@ def make_denoiser(
         work = torch.promote_types(x.dtype, torch.float32)
         if guided:
             tt = torch.full((2 * x.shape[0],), t, device=x.device, dtype=dtype)
-            out_c, out_u = model(torch.cat([x, x]), tt, **pair).to(work).chunk(2)
+            out_c, out_u = _tensor(model(torch.cat([x, x]), tt, **pair)).to(work).chunk(2)
             output = out_u + guidance * (out_c - out_u)
         else:
             tt = torch.full((x.shape[0],), t, device=x.device, dtype=dtype)
-            output = model(x, tt, **cond).to(work)
+            output = _tensor(model(x, tt, **cond)).to(work)
         x0, eps = split_prediction(output, x, alpha_bar, prediction)
         if clip_x0:
             x0 = x0.clamp(lo, hi)
@@ -160,6 +160,17 @@ def make_denoiser(
         return x0, eps
 
     return denoise
+
+
+def _tensor(output: Any) -> Tensor:
+    """A network's output as a tensor: diffusers' models return a ``BaseOutput`` holding it as ``.sample``."""
+    if isinstance(output, Tensor):
+        return output
+    sample = getattr(output, "sample", None)
+    if isinstance(sample, Tensor):
+        return sample
+    raise UserError(f"the model returned a {type(output).__name__}; it must return a tensor shaped like x "
+                    "(or a diffusers output with .sample)")
 
 
 def emit_step(callback: Callback | None, index: int, t: float, x_t: Tensor, x0_hat: Tensor, x_next: Tensor) -> None:

@@ -16,11 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from ..errors import UserError
 from ..files import atomic_write
 
+TB_DIR = "tb"
 COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "grad_norm", "elapsed_s")
 
 
@@ -38,11 +41,10 @@ class RunLogger:
         self._start_step = start_step
         if not enabled:
             return
-        have_tb = importlib.util.find_spec("tensorboard") is not None
-        if tensorboard == "on" or (tensorboard == "auto" and have_tb):
+        if tensorboard_wanted(tensorboard):
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=start_step or None)
+            self.writer = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=start_step or None)
 
     def advance(self, steps: int = 1) -> None:
         self.bar.update(steps)
@@ -73,6 +75,11 @@ class RunLogger:
             atomic_write(self.path, wanted.encode("utf-8"), kept=f"{self.path} was left as it was")
         return open(self.path, "a", newline="", encoding="utf-8")
 
+    def image(self, tag: str, image: Image.Image, step: int) -> None:
+        """Log a picture (a preview grid) to TensorBoard, if it is on."""
+        if self.writer is not None:
+            self.writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+
     def write(self, message: str) -> None:
         """A line that does not break the progress bar."""
         if self.enabled:
@@ -84,6 +91,40 @@ class RunLogger:
             self._csv.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def _have_tensorboard() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def tensorboard_wanted(setting: str) -> bool:
+    """Whether to write TensorBoard logs for ``log.tensorboard = setting`` ("auto", "on" or "off").
+
+    "on" without the tensorboard package is a :class:`UserError` (raised before a run directory is made).
+    """
+    have = _have_tensorboard()
+    if setting == "on" and not have:
+        raise UserError("log.tensorboard=on but the tensorboard package is not installed; install it "
+                        "(pip install tensorboard) or use log.tensorboard=auto")
+    return setting == "on" or (setting == "auto" and have)
+
+
+def log_eval_metrics(run_dir: Path, scores: dict[str, Any], step: int) -> bool:
+    """Add the numbers of ``tinydiffusion eval`` to the run's TensorBoard logs under ``eval/`` at ``step``.
+
+    Only for runs that log to TensorBoard (they have a ``tb`` folder) and when the package is there;
+    returns whether anything was written.
+    """
+    folder = Path(run_dir) / TB_DIR
+    if not folder.is_dir() or not _have_tensorboard():
+        return False
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as writer:
+        for key, value in scores.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                writer.add_scalar(f"eval/{key}", value, step)
+    return True
 
 
 def _line(cells: Any) -> str:

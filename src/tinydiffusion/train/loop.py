@@ -27,13 +27,13 @@ from .. import checkpoint as ckpt
 from .. import provenance
 from ..config import TrainConfig, dumps
 from ..data import make_batches
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 from ..models.dropout import DropoutSource, dropout_from
 from ..rng import BatchRandom, SeededNoise
 from ..value_range import parse_range
 from .distributed import Dist, agree_on_signal, all_mean, init_distributed, shutdown, sync_batchnorm
 from .ema import EMA
-from .logger import RunLogger
+from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
 from .preview import PreviewAbandoned, Previews, write_preview
 from .rundir import RunDirectoryLock
@@ -42,14 +42,6 @@ from .setup import RunParts, resolve_device, setup_run
 
 class TrainingDiverged(UserError):
     """The loss, the gradient or the weights became NaN or infinite."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM arrived; the state was saved."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
 
 
 def restore_rng(state: dict[str, Any], device: torch.device) -> None:
@@ -65,6 +57,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ``resume`` continues from the newest checkpoint in the run directory. The main process holds the
     run directory's lock (:mod:`.rundir`) from before anything is written until training ends.
     """
+    tensorboard_wanted(cfg.log.tensorboard)  # "on" without the package: one clear error before anything is made
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
     dist = init_distributed(device_kind)
     run_dir = Path(cfg.out)
@@ -197,7 +190,7 @@ class Trainer:
                     if self.step % self.previews.every == 0 or last:
                         self._check_health(health)  # on every process: it is a collective
                         if self.dist.is_main and self.previews.due(self.step):  # within the previews' share
-                            self._preview()
+                            self._preview(log)
                     # Every step, every process: all stop at the same step, so none waits alone in a collective.
                     signum = agree_on_signal(self._stop_signal or 0, self.dist)
                     if signum and not last:
@@ -317,7 +310,7 @@ class Trainer:
         ckpt.save_model(self.run_dir / ckpt.MODEL_FILE, inference, self._meta())
         return path
 
-    def _preview(self) -> None:
+    def _preview(self, log: RunLogger) -> None:
         """Preview grids of the EMA (and raw) weights; a stop signal abandons them between sampler steps."""
         models = {"": self.ema.model} if self.ema is not None else {"": self.model}
         if self.ema is not None and self.cfg.preview.raw:
@@ -327,13 +320,17 @@ class Trainer:
                 was_training = model.training
                 model.eval()
                 try:
-                    write_preview(model, self.parts, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
-                                  settings=self.previews.settings, should_stop=lambda: self._stop_signal is not None,
-                                  strip=0 if suffix else self.cfg.preview.strip)
+                    image = write_preview(model, self.parts,
+                                          self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png", self.step,
+                                          settings=self.previews.settings,
+                                          should_stop=lambda: self._stop_signal is not None,
+                                          strip=0 if suffix else self.cfg.preview.strip)
                 except PreviewAbandoned:
                     return
                 finally:
                     model.train(was_training)
+                log.image("samples/" + ("raw" if suffix else "ema" if self.ema is not None else "model"), image,
+                          self.step)
 
     @contextlib.contextmanager
     def _signals(self):

@@ -1,6 +1,8 @@
-"""Sample grids during training: a fast sampler, the same seeds every time, one row per class for
+"""Sample grids during training: a fast sampler, the same seeds every time, one labelled row per class for
 conditional runs, a bounded share of the run's time, and never in the way of a stop signal.
 
+* The grids follow the picture rules of :mod:`tinydiffusion.viz.samples` (class names, tiles of at least
+  64 px, a caption with the step, sampler, network calls, guidance and seed).
 * The sampler: ``preview.sampler = "auto"`` (the default) is DDIM with ``preview.steps`` (20) steps,
   or the run's own sampler when that needs no more network calls (seed 001's 5-step x0-step,
   DPM-Solver++ in 20). A recipe may name any sampler (seed 000 previews with its own 150-step DDPM).
@@ -23,14 +25,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
 from ..errors import UserError
-from ..generate import SampleSettings, class_rows, generate, sample_shape
-from ..samplers import SAMPLERS, SamplerStep, sampler_timesteps
+from ..generate import SampleSettings, class_rows, generate, network_calls, sample_shape, sampler_steps
+from ..samplers import SAMPLERS, SamplerStep
 from ..value_range import parse_range
-from ..viz.grid import make_grid, save_image, to_uint8
-from ..viz.scatter import scatter_png, scatter_strip
+from ..viz.grid import save_image, to_uint8
+from ..viz.samples import label_names, sample_grid, sampling_caption
 from ..viz.strip import reverse_strip, strip_indices
 from .setup import RunParts
 
@@ -39,18 +42,12 @@ class PreviewAbandoned(Exception):
     """A stop signal arrived while a preview was being sampled; nothing was written."""
 
 
-def preview_condition(parts: RunParts, n: int) -> tuple[torch.Tensor | None, int]:
-    """The conditions of a preview grid and its row length (one class, or one context axis, per row)."""
+def preview_condition(parts: RunParts, n: int) -> torch.Tensor | None:
+    """The conditions of a preview grid: every class (or one-hot context) in turn, class-major."""
     if parts.condition == "none":
-        return None, max(1, round(n**0.5))
+        return None
     num = parts.model.config.num_classes or parts.model.config.context_dim
-    return class_rows(n, num, one_hot=parts.condition == "context")
-
-
-def network_calls(parts: RunParts, settings: SampleSettings) -> int:
-    """How many network evaluations one sample of ``settings`` costs with the run's schedule."""
-    steps = len(sampler_timesteps(parts.schedule, settings.sampler, settings.steps, settings.spacing))
-    return SAMPLERS[settings.sampler].network_calls(steps)
+    return class_rows(n, num, one_hot=parts.condition == "context")[0]
 
 
 def preview_settings(parts: RunParts) -> SampleSettings:
@@ -59,7 +56,7 @@ def preview_settings(parts: RunParts) -> SampleSettings:
     run = SampleSettings.from_dict(vars(cfg.sample))
     p = cfg.preview
     if p.sampler == "auto":
-        if p.steps is None or network_calls(parts, run) <= p.steps:
+        if p.steps is None or network_calls(parts.schedule, run) <= p.steps:
             return run
         return dataclasses.replace(run, sampler="ddim", steps=p.steps)  # the run's eta (0 unless it uses DDIM)
     if p.sampler not in SAMPLERS:
@@ -70,9 +67,10 @@ def preview_settings(parts: RunParts) -> SampleSettings:
     return dataclasses.replace(run, sampler=p.sampler, steps=p.steps)
 
 
-def write_preview(model: nn.Module, parts: RunParts, path: Path, *, settings: SampleSettings | None = None,
-                  should_stop: Callable[[], bool] | None = None, strip: int = 0) -> None:
-    """Sample ``preview.n`` images (or points) with the preview sampler and write a PNG grid (or scatter plot).
+def write_preview(model: nn.Module, parts: RunParts, path: Path, step: int | None = None, *,
+                  settings: SampleSettings | None = None, should_stop: Callable[[], bool] | None = None,
+                  strip: int = 0) -> Image.Image:
+    """Sample ``preview.n`` images (or points) with the preview sampler, write a PNG and return it.
 
     ``should_stop`` is asked after every sampler step; when it says yes the preview is abandoned
     (:class:`PreviewAbandoned`) and nothing is written. With ``strip`` columns, the reverse process of
@@ -80,14 +78,14 @@ def write_preview(model: nn.Module, parts: RunParts, path: Path, *, settings: Sa
     """
     cfg = parts.cfg
     settings = settings or preview_settings(parts)
-    cond, per_row = preview_condition(parts, cfg.preview.n)
+    cond = preview_condition(parts, cfg.preview.n)
     prediction = "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction
     shape = sample_shape({"kind": parts.dataset.kind, **parts.dataset.facts()})
     points = parts.dataset.kind == "points"
     kept: list[SamplerStep] = []
-    shown = set()
+    shown: set[int] = set()
     if strip:
-        total = len(sampler_timesteps(parts.schedule, settings.sampler, settings.steps, settings.spacing))
+        total = sampler_steps(parts.schedule, settings)
         shown = set(strip_indices(total, strip)) | {total - 1}
 
     def callback(step: SamplerStep) -> None:
@@ -99,16 +97,26 @@ def write_preview(model: nn.Module, parts: RunParts, path: Path, *, settings: Sa
                                             x_next=first(step.x_next)))
 
     x = generate(model, parts.schedule, shape, cfg.preview.n, settings=settings, prediction=prediction,
-                 seed=cfg.preview.seed, cond=cond, device=parts.device, callback=callback,
+                 seed=cfg.preview.seed, cond=cond, device=parts.device, progress=False, callback=callback,
                  batch_size=cfg.preview.n if strip else 256, data_range=parse_range(cfg.data.range))
+    caption = sampling_caption(settings.sampler, network_calls(parts.schedule, settings),
+                               settings.guidance if cond is not None else None, cfg.preview.seed,
+                               extra=None if step is None else f"step {step:,}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    strip_path = path.with_name(f"{path.stem}-strip{path.suffix}")
     if points:
-        scatter_png(x.numpy(), path)
-    else:
-        save_image(make_grid(to_uint8(x), nrow=per_row, scale=2), path)
+        from ..viz.scatter import scatter_png, scatter_strip  # matplotlib: only for 2-D points
+
+        scatter_png(x.numpy(), path, title=caption)
+        if strip:
+            scatter_strip(kept, strip_path, strip)
+        return Image.open(path).convert("RGB")
+    labels = label_names(cond, parts.dataset.class_names or [])
+    image = sample_grid(to_uint8(x), labels, caption=caption)
+    save_image(image, path)
     if strip:
-        strip_path = path.with_name(f"{path.stem}-strip{path.suffix}")
-        (scatter_strip if points else reverse_strip)(kept, strip_path, strip)
+        reverse_strip(kept, strip_path, strip)
+    return image
 
 
 class Previews:

@@ -2,29 +2,50 @@
 
 Functions take tensors in [-1, 1] (B, C, H, W), uint8 arrays (N, H, W, C), schedules, sampler
 trajectories or paths, and return or write images; none of them touches the network or the CLI.
+The names below are imported from their submodule on first use, so pictures of images never pay for
+matplotlib (only :mod:`.plots` and :mod:`.scatter` use it).
 
-* :mod:`.grid`       ``to_uint8``, ``make_grid``, ``labelled_grid``, ``image_table``, ``save_image``
+* :mod:`.grid`       ``to_uint8``, ``make_grid``, ``labelled_grid``, ``image_table``, ``save_image``, ``tile_scale``
+* :mod:`.samples`    ``sample_grid`` (the picture rules: class rows, tiles >= 64 px, a caption), ``tile_table``,
+  ``label_names``, ``sampling_caption``
+* :mod:`.text`       ``font``, ``text_size``, ``add_text`` (text inside pictures)
 * :mod:`.gif`        ``save_gif``, ``subsample``, ``subsample_indices``
-* :mod:`.forward`    ``forward_grid``, ``forward_side_by_side``, ``forward_percent_strip``, ``forward_gif``
+* :mod:`.forward`    ``forward_grid``, ``forward_side_by_side``, ``forward_percent_strip``, ``forward_gif``,
+  ``step_label`` (t and ᾱ_t), ``schedule_caption`` (where the schedule ends)
 * :mod:`.plots`      ``schedule_plot``, ``loss_curve`` (and their ``*_figure`` forms)
 * :mod:`.trajectory` ``reverse_gif``, ``x0_strip``, ``compare_samplers_figure``
 * :mod:`.scatter`    ``scatter_png``, ``forward_scatter_gif``, ``reverse_scatter_gif``
 """
 
-from .forward import (forward_gif, forward_grid, forward_jumps, forward_percent_strip, forward_side_by_side,
-                      forward_trajectory, percent_timesteps)
-from .gif import save_gif, subsample, subsample_indices
-from .grid import image_table, labelled_grid, make_grid, save_image, to_image, to_uint8
-from .plots import loss_curve, loss_curve_figure, schedule_figure, schedule_plot
-from .scatter import forward_scatter_gif, reverse_scatter_gif, scatter_png
-from .trajectory import compare_samplers_figure, compare_samplers_image, reverse_gif, x0_strip, x0_strip_image
+from __future__ import annotations
 
-__all__ = [
-    "to_uint8", "make_grid", "labelled_grid", "image_table", "save_image", "to_image",
-    "save_gif", "subsample", "subsample_indices",
-    "forward_trajectory", "forward_jumps", "forward_grid", "forward_side_by_side", "forward_percent_strip",
-    "forward_gif", "percent_timesteps",
-    "schedule_figure", "schedule_plot", "loss_curve_figure", "loss_curve",
-    "reverse_gif", "x0_strip", "x0_strip_image", "compare_samplers_figure", "compare_samplers_image",
-    "scatter_png", "forward_scatter_gif", "reverse_scatter_gif",
-]
+import importlib
+from typing import Any
+
+#: Submodule -> the public names it defines.
+_MODULES = {
+    "forward": ["forward_trajectory", "forward_jumps", "forward_grid", "forward_side_by_side", "forward_percent_strip",
+                "forward_gif", "percent_timesteps", "step_label", "schedule_caption"],
+    "gif": ["save_gif", "subsample", "subsample_indices"],
+    "grid": ["to_uint8", "make_grid", "labelled_grid", "image_table", "save_image", "to_image", "tile_scale"],
+    "plots": ["schedule_figure", "schedule_plot", "loss_curve_figure", "loss_curve"],
+    "samples": ["sample_grid", "tile_table", "label_names", "sampling_caption"],
+    "scatter": ["scatter_png", "forward_scatter_gif", "reverse_scatter_gif"],
+    "text": ["add_text", "text_size"],
+    "trajectory": ["reverse_gif", "x0_strip", "x0_strip_image", "compare_samplers_figure", "compare_samplers_image"],
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -39,6 +39,21 @@ def subsample(frames: Sequence[Item], k: int) -> list[Item]:
     return [frames[i] for i in subsample_indices(len(frames), k)]
 
 
+def _same_size(images: list[Image.Image], background: int = 255) -> list[Image.Image]:
+    """Every image on a canvas of the largest width and height, at the top left."""
+    width, height = max(im.width for im in images), max(im.height for im in images)
+    mode = "RGB" if any(im.mode != "L" for im in images) else "L"
+    out = []
+    for im in images:
+        if im.size == (width, height) and im.mode == mode:
+            out.append(im)
+            continue
+        canvas = Image.new(mode, (width, height), background if mode == "L" else (background,) * 3)
+        canvas.paste(im.convert(mode), (0, 0))
+        out.append(canvas)
+    return out
+
+
 def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, duration_ms: int = 80,
              final_hold_ms: int | None = 1500, loop: int | None = 0) -> Path:
     """Write ``frames`` (uint8 arrays as in :func:`~tinydiffusion.viz.grid.to_image`, or PIL images) as a GIF.
@@ -50,15 +65,17 @@ def save_gif(frames: Sequence[np.ndarray | Image.Image], path: str | Path, *, du
 
     Pillow writes a run of identical consecutive frames as one frame showing for their summed
     durations, which looks and times the same; every other frame is written as given. Frames of one
-    channel are written in grey, colour frames with an adaptive 256-colour palette per frame.
-    Returns the path written (missing parent folders are created; the file is replaced atomically).
+    channel are written in grey, colour frames with an adaptive 256-colour palette per frame. Frames
+    of different sizes (a longer caption on one of them) are placed top-left on a white canvas of the
+    largest size. Returns the path written (missing parent folders are created; the file is replaced
+    atomically).
     """
     if not frames:
         raise UserError("a GIF needs at least one frame")
     hold = duration_ms if final_hold_ms is None else final_hold_ms
     if min(duration_ms, hold) < MIN_DURATION_MS:
         raise UserError(f"GIF frame durations must be at least {MIN_DURATION_MS} ms, got {min(duration_ms, hold)}")
-    images = [to_image(f) for f in frames]
+    images = _same_size([to_image(f) for f in frames])
     durations = [int(round(duration_ms, -1))] * (len(images) - 1) + [int(round(hold, -1))]
     path = Path(path)
     options = {} if loop is None else {"loop": loop}

@@ -6,7 +6,6 @@ grid, a GIF frame and a report image show the same pixels for the same tensor.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 from collections.abc import Sequence
@@ -14,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from ..errors import UserError
 from ..files import atomic_write, ensure_folder
+from .text import draw_text, ink_for, text_size
 
 #: Space in pixels between a label and its images, and around the labels of :func:`image_table`.
 LABEL_MARGIN = 4
+#: Pictures for people enlarge small images to at least this many pixels per side (see :func:`tile_scale`).
+MIN_TILE = 64
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -105,14 +107,9 @@ def save_image(image: np.ndarray | Image.Image, path: str | Path) -> Path:
     return path
 
 
-@functools.cache
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default()
-
-
-def _text_size(text: str) -> tuple[int, int]:
-    left, _, right, bottom = _font().getbbox(text)
-    return int(math.ceil(right - min(left, 0))), int(math.ceil(bottom))
+def tile_scale(size: int, min_tile: int = MIN_TILE) -> int:
+    """The integer enlargement that makes a ``size``-pixel image at least ``min_tile`` pixels (16 px → 4×)."""
+    return max(1, math.ceil(min_tile / max(int(size), 1)))
 
 
 def image_table(cells: Sequence[Sequence[np.ndarray | Image.Image]], row_names: Sequence[str] | None = None,
@@ -122,9 +119,9 @@ def image_table(cells: Sequence[Sequence[np.ndarray | Image.Image]], row_names: 
 
     ``cells[i][j]`` is the image in row i, column j (uint8 arrays or PIL images; rows may be of
     different lengths). Each column is as wide as its widest cell or name, each row as tall as its
-    tallest cell; cells sit centred in their slot, ``gap`` pixels apart. Text is drawn with Pillow's
-    default font, black on a light ``background`` and white on a dark one. The result is "RGB" when any
-    cell is in colour, "L" otherwise.
+    tallest cell or name; cells sit centred in their slot, ``gap`` pixels apart. Names may have several lines;
+    they are drawn with the figure font (:mod:`.text`), black on a light ``background`` and white on a
+    dark one. The result is "RGB" when any cell is in colour, "L" otherwise.
     """
     images = [[to_image(c) for c in row] for row in cells]
     if not images or not any(images):
@@ -138,29 +135,29 @@ def image_table(cells: Sequence[Sequence[np.ndarray | Image.Image]], row_names: 
     col_w = []
     for j in range(ncols):
         widths = [row[j].width for row in images if j < len(row)]
-        col_w.append(max(widths + ([_text_size(col_names[j])[0]] if col_names else [])))
-    row_h = [max(im.height for im in row) if row else 0 for row in images]
-    label_w = max((_text_size(name)[0] for name in row_names), default=0) + gap if row_names else 0
-    head_h = max(_text_size(name)[1] for name in col_names) + gap if col_names else 0
+        col_w.append(max(widths + ([text_size(col_names[j])[0]] if col_names else [])))
+    row_h = [max([im.height for im in row] + ([text_size(row_names[i])[1]] if row_names else []))
+             for i, row in enumerate(images)]
+    label_w = max((text_size(name)[0] for name in row_names), default=0) + gap if row_names else 0
+    head_h = max(text_size(name)[1] for name in col_names) + gap if col_names else 0
     width = gap + label_w + sum(col_w) + gap * ncols
     height = gap + head_h + sum(row_h) + gap * len(images)
     colour = background if mode == "L" else (background,) * 3
-    ink = 0 if background >= 128 else 255
+    ink = ink_for(background)
     fill = ink if mode == "L" else (ink,) * 3
     out = Image.new(mode, (width, height), colour)
     draw = ImageDraw.Draw(out)
-    font = _font()
     x0 = gap + label_w
     if col_names:
         left = x0
         for name, w in zip(col_names, col_w):
-            draw.text((left + (w - _text_size(name)[0]) // 2, gap), name, fill=fill, font=font)
+            draw_text(draw, (left + (w - text_size(name)[0]) // 2, gap), name, fill=fill, align="center")
             left += w + gap
     top = gap + head_h
     for i, row in enumerate(images):
         if row_names:
-            th = _text_size(row_names[i])[1]
-            draw.text((gap, top + (row_h[i] - th) // 2), row_names[i], fill=fill, font=font)
+            th = text_size(row_names[i])[1]
+            draw_text(draw, (gap, top + (row_h[i] - th) // 2), row_names[i], fill=fill)
         left = x0
         for j, im in enumerate(row):
             out.paste(im.convert(mode), (left + (col_w[j] - im.width) // 2, top + (row_h[i] - im.height) // 2))

@@ -8,6 +8,7 @@ maps [−1, 1] to 0..255 the same way for every image and saturates what lies ou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .grid import image_table, make_grid, save_image, to_uint8
+from .grid import image_table, save_image, to_uint8
+from .samples import sample_grid
 
 
 def minmax_uint8(x: Tensor) -> np.ndarray:
@@ -35,14 +37,19 @@ def outside_share(x: Tensor) -> float:
     return float((x.detach().abs() > 1).float().mean())
 
 
-def minmax_comparison_image(x: Tensor, *, nrow: int | None = None, scale: int = 2) -> Image.Image:
-    """The same samples (images in [−1, 1]) under the fixed map and under seed 003's per-image min-max."""
-    fixed = make_grid(to_uint8(x), nrow=nrow, scale=scale)
-    stretched = make_grid(minmax_uint8(x), nrow=nrow, scale=scale)
+def minmax_comparison_image(x: Tensor, labels: Sequence[str] | None = None, *,
+                            caption: str | None = None) -> Image.Image:
+    """The same samples (images in [−1, 1]) under the fixed map and under seed 003's per-image min-max.
+
+    Each side is a :func:`~tinydiffusion.viz.samples.sample_grid` (one row per class with ``labels``).
+    """
+    fixed = sample_grid(to_uint8(x), labels, caption=caption)
+    stretched = sample_grid(minmax_uint8(x), labels)
     names = [f"fixed map: {outside_share(x):.1%} of values outside [-1, 1]", "per-image min-max (seed 003)"]
     return image_table([[fixed, stretched]], None, names)
 
 
-def minmax_comparison(x: Tensor, path: str | Path, *, nrow: int | None = None, scale: int = 2) -> Path:
+def minmax_comparison(x: Tensor, path: str | Path, labels: Sequence[str] | None = None, *,
+                      caption: str | None = None) -> Path:
     """Save :func:`minmax_comparison_image` to ``path``."""
-    return save_image(minmax_comparison_image(x, nrow=nrow, scale=scale), path)
+    return save_image(minmax_comparison_image(x, labels, caption=caption), path)

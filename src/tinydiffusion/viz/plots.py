@@ -96,30 +96,35 @@ def read_log(log_csv_path: str | Path) -> dict[str, np.ndarray]:
     return {name: np.array([number(r.get(name)) for r in rows]) for name in rows[0]}
 
 
-def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
-    """Debiased exponential moving average: s_k = w·s_{k−1} + (1 − w)·y_k, s_0 = 0, shown as s_k / (1 − w^k).
+def smooth(values: np.ndarray, half_width: int | None = None) -> np.ndarray:
+    """Centred moving average: s_i = mean(y_{i−h_i} … y_{i+h_i}) with h_i = min(h, i, n − 1 − i).
 
-    The debiasing (Adam's, Kingma & Ba 2015) makes the first points the average of what has been
-    seen rather than a value pulled towards 0. NaNs are skipped (they keep the previous value).
+    Centred, so the line neither lags behind a falling loss (as a trailing EMA does, sitting above
+    the raw points on short runs) nor is pulled towards 0 at the start: the window shrinks
+    symmetrically at both ends, where s equals the raw value. ``half_width`` h defaults to n/20
+    (at least 1). NaNs are skipped: the average runs over the finite values, and NaN positions stay NaN.
     """
-    if not 0 <= weight < 1:
-        raise UserError(f"the smoothing weight must lie in [0, 1), got {weight}")
-    out = np.empty(len(values))
-    s, k, last = 0.0, 0, math.nan
-    for i, y in enumerate(values):
-        if not math.isnan(y):
-            k += 1
-            s = weight * s + (1 - weight) * y
-            last = s / (1 - weight**k)
-        out[i] = last
+    values = np.asarray(values, dtype=float)
+    finite = np.flatnonzero(np.isfinite(values))
+    y = values[finite]
+    n = len(y)
+    h = max(1, n // 20) if half_width is None else half_width
+    if h < 0:
+        raise UserError(f"the smoothing half-width must be 0 or more, got {h}")
+    sums = np.concatenate([[0.0], np.cumsum(y)])
+    i = np.arange(n)
+    w = np.minimum(h, np.minimum(i, n - 1 - i))
+    out = np.full(len(values), math.nan)
+    out[finite] = (sums[i + w + 1] - sums[i - w]) / (2 * w + 1)
     return out
 
 
-def loss_curve_figure(log_csv_path: str | Path, smoothing: float = 0.9) -> Figure:
+def loss_curve_figure(log_csv_path: str | Path, half_width: int | None = None) -> Figure:
     """The training loss of a run's ``log.csv`` against step, beside the learning rate.
 
-    The loss is drawn raw (faint) and :func:`smooth`-ed, on a log scale when every loss is positive; the
-    learning-rate panel is left out when the log has no ``lr`` values.
+    The loss is drawn raw (faint) and :func:`smooth`-ed (a centred average over 2h + 1 logged rows), on
+    a log scale when every loss is positive; the learning-rate panel is left out when the log has no
+    ``lr`` values.
     """
     log = read_log(log_csv_path)
     if "step" not in log or "loss" not in log:
@@ -128,15 +133,17 @@ def loss_curve_figure(log_csv_path: str | Path, smoothing: float = 0.9) -> Figur
     step, loss = log["step"][ok], log["loss"][ok]
     if len(loss) == 0:
         raise UserError(f"{log_csv_path} has no logged loss values yet")
+    h = max(1, len(loss) // 20) if half_width is None else half_width
     has_lr = "lr" in log and not np.isnan(log["lr"]).all()
     fig = Figure(figsize=(10 if has_lr else 6, 3.6), layout="constrained")
     axes = fig.subplots(1, 2 if has_lr else 1, squeeze=False)[0]
     ax = axes[0]
-    ax.plot(step, loss, color="tab:blue", alpha=0.3, linewidth=0.8, label="loss")
-    ax.plot(step, smooth(loss, smoothing), color="tab:blue", linewidth=1.8, label=f"smoothed ({smoothing:g})")
+    ax.plot(step, loss, color="tab:blue", alpha=0.35, linewidth=0.8, marker="." if len(loss) < 60 else None,
+            label="loss (each point: the mean of one logged interval)")
+    ax.plot(step, smooth(loss, h), color="tab:blue", linewidth=1.8, label=f"centred average of {2 * h + 1} points")
     ax.set(title="training loss", xlabel="step", yscale="log" if (loss > 0).all() else "linear")
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="upper right")  # a falling loss leaves that corner empty
     if has_lr:
         lr_ok = ~np.isnan(log["step"]) & ~np.isnan(log["lr"])
         axes[1].plot(log["step"][lr_ok], log["lr"][lr_ok], color="tab:orange")
@@ -145,6 +152,6 @@ def loss_curve_figure(log_csv_path: str | Path, smoothing: float = 0.9) -> Figur
     return fig
 
 
-def loss_curve(log_csv_path: str | Path, path: str | Path, smoothing: float = 0.9) -> Path:
+def loss_curve(log_csv_path: str | Path, path: str | Path, half_width: int | None = None) -> Path:
     """Save :func:`loss_curve_figure` of a run's ``log.csv`` to ``path``."""
-    return save_figure(loss_curve_figure(log_csv_path, smoothing), path)
+    return save_figure(loss_curve_figure(log_csv_path, half_width), path)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..samplers import SamplerStep
-from .grid import image_table, make_grid, save_image, to_uint8
+from .grid import image_table, make_grid, save_image, tile_scale, to_uint8
 
 #: Columns of the images' strip (seed 000: T / 10 = 15) and of the 2-D sets' strip (seed 004: 10).
 IMAGE_COLUMNS, POINT_COLUMNS = 15, 10
@@ -59,11 +59,12 @@ def step_label(step: SamplerStep) -> str:
 
 
 def reverse_strip_image(steps: Sequence[SamplerStep], columns: int = IMAGE_COLUMNS, *, rows: int = 1,
-                        scale: int = 2) -> Image.Image:
+                        scale: int | None = None) -> Image.Image:
     """Seed 000's strip: the outputs of ``columns`` evenly spaced steps for the first ``rows`` samples.
 
     One row per sample, one column per shown step (titled with the step's timestep), the final
-    sample last. ``steps`` is a trajectory of images (B, C, H, W), as :func:`strip_steps` takes it.
+    sample last. ``steps`` is a trajectory of images (B, C, H, W), as :func:`strip_steps` takes it;
+    ``scale`` defaults to :func:`~.grid.tile_scale` of the image size.
     """
     chosen = strip_steps(steps, columns)
     if chosen[0].x_next.dim() != 4:
@@ -71,11 +72,12 @@ def reverse_strip_image(steps: Sequence[SamplerStep], columns: int = IMAGE_COLUM
     rows = max(1, min(rows, chosen[0].x_next.shape[0]))
     frames: list[Tensor] = [s.x_next[:rows] for s in chosen]
     pixels = [to_uint8(f) for f in frames]
+    scale = scale or tile_scale(max(frames[0].shape[-2:]))
     cells = [[make_grid(p[r:r + 1], padding=0, scale=scale) for p in pixels] for r in range(rows)]
     return image_table(cells, None, [step_label(s) for s in chosen], gap=2)
 
 
 def reverse_strip(steps: Sequence[SamplerStep], path: str | Path, columns: int = IMAGE_COLUMNS, *, rows: int = 1,
-                  scale: int = 2) -> Path:
+                  scale: int | None = None) -> Path:
     """Save :func:`reverse_strip_image` to ``path``."""
     return save_image(reverse_strip_image(steps, columns, rows=rows, scale=scale), path)
