@@ -23,6 +23,7 @@ TINY = [
     "optim.batch_size=8",
     "optim.warmup_steps=0",
     "preview.n=4",
+    "preview.max_share=1",  # every scheduled preview, however long it takes beside a step this short
     "sample.steps=2",
     "log.every=1",
     "log.tensorboard=off",

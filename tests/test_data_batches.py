@@ -57,6 +57,14 @@ def test_images_are_scaled_to_minus_one_one():
     assert batch.index.tolist() == list(range(16)) and batch.index.dtype == torch.int64
 
 
+def test_images_in_seed_001s_range_are_x_over_255():
+    ids = _ids(_take(1, condition="class")[0])
+    for resident in (None, 0):  # on the device and through the DataLoader
+        batch = _take(1, condition="class", value_range=(0.0, 1.0), resident=resident, workers=0)[0]
+        images = torch.from_numpy(_dataset().images).permute(0, 3, 1, 2).float()
+        torch.testing.assert_close(batch.x, images[ids] / 255, rtol=0, atol=1e-7)
+
+
 def test_restart_at_a_step_gives_the_same_batches():
     run = _take(9, seed=3, hflip=True, condition="class")
     _same(run[5:], _take(4, seed=3, hflip=True, condition="class", start_step=5))

@@ -119,6 +119,8 @@ def test_cli_choices_match_the_library() -> None:
     assert choices.SAMPLERS == tuple(SAMPLERS)
     assert choices.SPACINGS == tuple(SPACINGS) and choices.VARIANCES == tuple(VARIANCES)
     assert choices.SCHEDULE_KINDS == tuple(SCHEDULE_KINDS)
+    from tinydiffusion.viz.strip import IMAGE_COLUMNS, POINT_COLUMNS
+    assert choices.STRIP_COLUMNS == {"image": IMAGE_COLUMNS, "points": POINT_COLUMNS}
 
 
 def test_tensorboard_on_without_the_package_is_one_line_before_anything_is_made(tmp_path: Path, capsys,

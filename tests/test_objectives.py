@@ -210,6 +210,21 @@ def test_corrupt_loss_is_seed_001_under_the_affine_map():
     assert float(amount.min()) >= 0 and float(amount.max()) <= 1
 
 
+def test_corrupt_loss_in_the_seeds_own_range_is_the_seed():
+    seen = {}
+
+    def seed_net(x01, t, cond=None):  # hf-mnist-basic trains here: [0, 1] images, U(0, 1) noise
+        seen["x"] = x01
+        return torch.sigmoid(3 * x01 - 1)
+
+    x01 = torch.rand(6, 1, 5, 5, generator=torch.Generator().manual_seed(5))
+    rng = batch_rng(6)
+    loss = CorruptLoss(num_timesteps=1000, data_range=(0.0, 1.0))(seed_net, x01, None, rng)
+    noisy = seed_001_corrupt(x01, rng.rand((), Stream.AMOUNT), rng.rand((1, 5, 5), Stream.NOISE))
+    torch.testing.assert_close(seen["x"], noisy, rtol=0, atol=1e-6)
+    torch.testing.assert_close(loss, (seed_net(noisy, None) - x01).square().flatten(1).mean(1), rtol=1e-6, atol=0)
+
+
 # ------------------------------------------------------------------------------------- conditioning helpers
 
 def test_null_and_drop_condition():

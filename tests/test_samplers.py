@@ -113,7 +113,7 @@ def test_check_timesteps_accepts_fractional_lists_where_allowed():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sampler="plms"), "unknown sampler 'plms'; choose one of ddpm, ddim, dpm++, euler, heun, ddpm-no-noise, "
-                           "x0-step"),
+                           "x0-step, ddpm-off-by-one"),
     (dict(spacing="even"), "unknown timestep spacing 'even'; choose one of leading, trailing, linspace"),
     (dict(steps=10, timesteps=[999, 0]), "give either steps or timesteps, not both"),
     (dict(steps=0), "the number of sampling steps must be at least 1, got 0"),
@@ -131,8 +131,8 @@ def test_check_timesteps_accepts_fractional_lists_where_allowed():
     (dict(sampler="dpm++", variance="beta"),
      "variance 'beta' does not apply to the dpm++ sampler (only to ddpm); leave variance out or choose another sampler"),
     (dict(sampler="heun", spacing="leading"),
-     "spacing 'leading' does not apply to the heun sampler (only to ddpm, ddim, dpm++, ddpm-no-noise); "
-     "leave spacing out or choose another sampler"),
+     "spacing 'leading' does not apply to the heun sampler (only to ddpm, ddim, dpm++, ddpm-no-noise, "
+     "ddpm-off-by-one); leave spacing out or choose another sampler"),
     (dict(sampler="ddpm-no-noise", variance="beta"),
      "variance 'beta' does not apply to the ddpm-no-noise sampler (only to ddpm); leave variance out or choose "
      "another sampler"),

@@ -464,18 +464,24 @@ def _axes_centre(frame: np.ndarray) -> tuple[int, int]:
     return (rows[0] + rows[-1]) // 2, (cols[0] + cols[-1]) // 2
 
 
-def test_scatter_frames_share_fixed_axes(tmp_path):
-    a = np.zeros((20, 2))
-    b = np.concatenate([np.zeros((10, 2)), np.full((10, 2), 3.0)])
-    steps = [SamplerStep(0, 10.0, torch.tensor(a), torch.tensor(a), torch.tensor(b))]
-    frames, _, _ = _gif_frames(reverse_scatter_gif(steps, tmp_path / "rs.gif"))
+def _red_extent(frame: np.ndarray) -> float:
+    """The width of the red points' bounding box as a share of the frame's width."""
+    red = np.flatnonzero(((frame[..., 0].astype(int) - frame[..., 1]) > 60).any(axis=0))
+    return (red[-1] - red[0]) / frame.shape[1]
+
+
+def test_scatter_gif_axes_follow_the_data_unless_fixed(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    wide, small = torch.randn(300, 2, generator=g) * 3, torch.randn(300, 2, generator=g) * 0.05
+    steps = [SamplerStep(0, 10.0, wide, wide, small)]
+    frames, _, _ = _gif_frames(reverse_scatter_gif(steps, tmp_path / "follow.gif"))
     assert len(frames) == 2
-    for frame in frames:  # the origin is in the middle of the window in both frames (limits ±3.15)
-        r, c = _axes_centre(frame)
-        red = frame[r - 2:r + 3, c - 2:c + 3].astype(int)
-        assert (red[..., 0] - red[..., 1]).max() > 60
-    r, c = _axes_centre(frames[1])
-    assert (frames[1][:r, c:, 0].astype(int) - frames[1][:r, c:, 1]).max() > 60  # (3, 3) is up and right
+    assert _red_extent(frames[0]) > 0.5 and _red_extent(frames[1]) > 0.5  # the sample fills its frame
+    fixed, _, _ = _gif_frames(reverse_scatter_gif(steps, tmp_path / "fixed.gif", limits=(-10.0, 10.0)))
+    assert _red_extent(fixed[1]) < 0.1  # one window for all frames: the sample is a dot
+    r, c = _axes_centre(fixed[1])
+    red = fixed[1][r - 3:r + 4, c - 3:c + 4].astype(int)
+    assert (red[..., 0] - red[..., 1]).max() > 60  # ... at the origin, the middle of the fixed window
 
 
 def test_scatter_png_and_forward_gif(tmp_path):
@@ -488,3 +494,20 @@ def test_scatter_png_and_forward_gif(tmp_path):
     assert len(frames) == 4  # the data, then three timesteps
     with pytest.raises(UserError, match=r"^a scatter plot needs points shaped \(N, 2\), got \(3, 3\)$"):
         scatter_png(np.zeros((3, 3)), tmp_path / "bad.png")
+
+
+# ----------------------------------------------------------------------------------------------- seed 003's display
+
+
+def test_minmax_display_hides_what_the_fixed_map_shows():
+    from tinydiffusion.viz.minmax import minmax_uint8, outside_share
+
+    ramp = torch.linspace(0, 1, 16).view(1, 1, 4, 4)
+    good, drifted = ramp * 2 - 1, ramp + 2  # a sample in range, and one that overshot far past white
+    x = torch.cat([good, drifted])
+    stretched = minmax_uint8(x)
+    np.testing.assert_array_equal(stretched[0], stretched[1])  # min-max shows both as the same clean ramp
+    fixed = to_uint8(x)
+    assert (fixed[1] == 255).all() and fixed[0].min() == 0  # the fixed map shows the drift: all white
+    assert outside_share(x) == pytest.approx(0.5)
+    assert minmax_uint8(torch.zeros(1, 1, 2, 2)).max() == 0  # a flat image does not divide by zero

@@ -37,6 +37,7 @@ from .limits import check_memory
 from .models import build_model, model_bytes
 from .objectives import PREDICTION_ATTR
 from .schedule import NoiseSchedule
+from .value_range import range_of
 
 __all__ = ["FORMAT", "META_KEY", "MODEL_FILE", "STATE_DIR", "LoadedModel", "atomic_write", "latest_state",
            "list_states", "load_model", "load_state", "read_model_file", "resolve_model_path", "save_model",
@@ -156,6 +157,11 @@ class LoadedModel:
     @property
     def prediction(self) -> str:
         return self.meta.get("prediction", "epsilon")
+
+    @property
+    def data_range(self) -> tuple[float, float]:
+        """The value range the network was trained in (see :mod:`tinydiffusion.value_range`)."""
+        return range_of(self.meta.get("data", {}))
 
 
 def resolve_model_path(run: str | Path) -> Path:

@@ -46,8 +46,48 @@ def drop_condition(cond: Tensor, keep: Tensor) -> Tensor:
     return cond * keep.to(cond.dtype).unsqueeze(-1)
 
 
-def parse_context(text: str, dim: int) -> Tensor:
-    """Parse ``"1,0,0.6,0,0"`` into a float context vector of length ``dim`` (one clear error otherwise)."""
+def _name_key(name: str) -> str:
+    """Names compare without case, with '-', '_' and spaces alike (``spell_icon``, ``Spell icon``, ``non-hero``)."""
+    return "_".join(name.lower().replace("-", " ").replace("_", " ").split())
+
+
+def parse_named_context(text: str, names: Sequence[str]) -> Tensor:
+    """Parse ``"hero=1,spell_icon=0.6"`` into a context vector over ``names`` (the dataset's context names).
+
+    Seed 002's mixtures by name: every name not given is 0, so ``hero=1,food=0.6`` is the course's
+    ``[1, 0, 0.6, 0, 0]``. Names are matched without case, with '-', '_' and spaces alike.
+    """
+    keys = [_name_key(n) for n in names]
+    values = [0.0] * len(names)
+    seen: set[int] = set()
+    for item in (part.strip() for part in text.split(",")):
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"--context {text!r} mixes names and bare numbers; write name=value pairs like "
+                            f"'{names[0]}=1' for every entry")
+        key = _name_key(name)
+        if key not in keys:
+            raise UserError(f"--context: unknown name {name.strip()!r}; this model's context names are "
+                            f"{', '.join(names)}")
+        index = keys.index(key)
+        if index in seen:
+            raise UserError(f"--context names {names[index]!r} twice")
+        try:
+            values[index] = float(raw)
+        except ValueError:
+            raise UserError(f"--context: {name.strip()}={raw.strip()} is not a number") from None
+        seen.add(index)
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def parse_context(text: str, dim: int, names: Sequence[str] | None = None) -> Tensor:
+    """Parse ``"1,0,0.6,0,0"`` (or, with the dataset's ``names``, ``"hero=1,food=0.6"``) into a float
+    context vector of length ``dim`` (one clear error otherwise)."""
+    if "=" in text:
+        if not names or len(names) != dim:
+            raise UserError(f"this model's {dim} context entries have no names; give --context as {dim} numbers "
+                            "like '1,0,0.6,0,0'")
+        return parse_named_context(text, names)
     try:
         values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:

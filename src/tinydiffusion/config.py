@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import tomli_w
 
+from .value_range import parse_range
 from .errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -40,6 +41,8 @@ class DataConfig:
     resize_filter: str = "bilinear"  #: "bilinear", "nearest" (pixel art) or "lanczos"
     n: int | None = None  #: points in a 2-D set
     strict: bool = False  #: fail on the first unreadable file instead of skipping it
+    #: what pixels become for the network: "-1,1" (x/127.5 − 1) or "0,1" (x/255, seed 001's ToTensor range)
+    range: str = "-1,1"
 
 
 @dataclass
@@ -132,9 +135,18 @@ class PreviewConfig:
     """Sample grids written during training (from EMA weights and, with ``raw``, the raw weights)."""
 
     every: int | None = None  #: steps between previews (None: about 4 per run, and at the end)
-    n: int = 64
+    n: int = 64  #: samples per preview grid
     raw: bool = True
     seed: int = 0
+    #: "auto": DDIM with ``steps`` steps, or the run's own sampler when it needs no more network calls
+    #: (seed 001's 5-step x0-step, DPM-Solver++ in 20); or a sampler name, run with ``steps`` steps
+    sampler: str = "auto"
+    steps: int | None = 20  #: steps of the preview sampler (None: the named sampler's default)
+    #: a scheduled preview is skipped while previews have taken more than this share of the run's time
+    max_share: float = 0.1
+    #: columns of a strip of the reverse process of the first sample beside each grid (seed 000: 15,
+    #: seed 004: 10), written as samples/step-XXXXXXXX-strip.png; 0: none
+    strip: int = 0
 
 
 @dataclass
@@ -434,8 +446,15 @@ def validate(cfg: TrainConfig, given: dict[str, str] | None = None) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise UserError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    parse_range(cfg.data.range)
     if not 0 <= cfg.ema.decay < 1:
         raise UserError(f"ema.decay must be in [0, 1), got {cfg.ema.decay}")
+    p = cfg.preview
+    if p.n < 1 or (p.steps is not None and p.steps < 1) or p.strip < 0:
+        raise UserError(f"preview.n and preview.steps must be at least 1 and preview.strip 0 or more, got n={p.n}, "
+                        f"steps={p.steps}, strip={p.strip}")
+    if not 0 < p.max_share <= 1:
+        raise UserError(f"preview.max_share must be in (0, 1], got {p.max_share}")
     prediction = "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction
     SampleSettings.from_dict(vars(cfg.sample)).check(lambda name: f"sample.{name}", objective=cfg.objective.kind,
                                                      prediction=prediction)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from .samplers import SAMPLERS, SamplerStep, initial_noise, sample, sampler_time
 from .samplers.ancestral import VARIANCES
 from .samplers.common import SPACINGS
 from .schedule import NoiseSchedule
+from .value_range import DEFAULT_RANGE, to_signed_unit
 
 
 @dataclass
@@ -119,13 +120,17 @@ def generate(
     device: torch.device | str = "cpu",
     callback: Callable[[SamplerStep], None] | None = None,
     progress: bool | None = None,
+    data_range: tuple[float, float] = DEFAULT_RANGE,
 ) -> Tensor:
-    """``n`` samples of per-sample ``shape`` (C, H, W) or (D,), as float in the model's data range.
+    """``n`` samples of per-sample ``shape`` (C, H, W) or (D,), as float; images in [−1, 1].
 
     ``cond`` holds one condition per sample (class ids or context rows) or is None. The callback, if
     any, sees the steps of every chunk in turn (use one chunk for animations). ``prediction`` defaults
     to the model's declared one (see :func:`~tinydiffusion.samplers.sample`). ``progress``: one bar of
-    network calls over all chunks (``None``: when stderr is a terminal).
+    network calls over all chunks (``None``: when stderr is a terminal). ``data_range`` is the value
+    range the model was trained in (a run's ``data.range``, see :mod:`tinydiffusion.value_range`):
+    uniform starting noise fills it, ``clip_x0`` clamps to it, and the samples and the callback's
+    tensors are mapped from it to [−1, 1], the convention of every picture and metric.
     """
     if n < 1:
         raise UserError(f"-n must be at least 1, got {n}")
@@ -135,25 +140,39 @@ def generate(
         raise UserError(f"unknown sampler {settings.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     check_sample_memory(n, shape)
     seeds = SeededNoise.range(seed, n)
+    clip: bool | tuple[float, float] = data_range if settings.clip_x0 else False
+    if callback is not None and data_range != DEFAULT_RANGE:
+        callback = _mapped(callback, data_range)
     out = []
     with progress_bar(network_calls(schedule, settings, n, batch_size), settings.sampler, progress) as bar:
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
             noise = seeds[start:stop].to(device)
-            x_T = initial_noise(settings.sampler, shape, noise, device)
+            x_T = initial_noise(settings.sampler, shape, noise, device, data_range)
             kwargs: dict[str, Any] = {}
             if cond is not None:
                 kwargs["cond"] = cond[start:stop].to(device)
             x = sample(model, schedule, x_T, sampler=settings.sampler, steps=settings.steps, generator=noise,
-                       callback=callback, prediction=prediction, clip_x0=settings.clip_x0,
+                       callback=callback, prediction=prediction, clip_x0=clip,
                        guidance=settings.guidance if cond is not None else None, progress=bar,
                        **settings.sampler_options(), **kwargs)
-            out.append(x.float().cpu())
+            out.append(to_signed_unit(x.float(), data_range).cpu())
     x = torch.cat(out)
     if not bool(torch.isfinite(x).all()):
         raise UserError("the samples came out NaN or infinite: the network's predictions blew up with these "
                         "settings; try a smaller guidance, eta or another sampler")
     return x
+
+
+def _mapped(callback: Callable[[SamplerStep], None], data_range: tuple[float, float]) -> Callable[[SamplerStep], None]:
+    """``callback`` fed steps whose tensors are mapped from ``data_range`` to [−1, 1]."""
+
+    def mapped(step: SamplerStep) -> None:
+        callback(replace(step, x_t=to_signed_unit(step.x_t, data_range),
+                         x0_hat=to_signed_unit(step.x0_hat, data_range),
+                         x_next=to_signed_unit(step.x_next, data_range)))
+
+    return mapped
 
 
 def sampler_steps(schedule: NoiseSchedule, settings: SampleSettings) -> int:

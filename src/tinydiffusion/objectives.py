@@ -139,23 +139,33 @@ class DiffusionLoss:
         return per_sample
 
 
+def corrupt(x0: Tensor, amount: Tensor, noise: Tensor) -> Tensor:
+    """Seed 001's ``corrupt``: x̃ = (1 − a)·x_0 + a·u, per sample amount a (B,) and noise u shaped like x_0.
+
+    a = 0 returns the data, a = 1 the noise. The seed draws u ~ U(0, 1) for its [0, 1] images.
+    """
+    a = amount.view(-1, *([1] * (x0.dim() - 1)))
+    return x0 * (1 - a) + noise * a
+
+
 @dataclass
 class CorruptLoss:
     """Seed 001's first objective: predict x_0 from a mix with uniform noise, no noise schedule.
 
-    x̃ = (1 − a)·x_0 + a·u with a ~ U(0, 1) per sample and u ~ U(−1, 1) per pixel; loss ‖f(x̃) − x_0‖².
-    The seed works in [0, 1] with u ~ U(0, 1); the affine map y = 2x − 1 carries that exactly onto
-    this [−1, 1] form (the loss is 4× the seed's). The network receives t = a·(T − 1) so that the
-    one model contract holds; seed 001's ``BasicUNet`` ignores it.
+    x̃ = (1 − a)·x_0 + a·u (:func:`corrupt`) with a ~ U(0, 1) per sample and u uniform per pixel over
+    the data's value range ``data_range``; loss ‖f(x̃) − x_0‖². The seed's recipe trains in its own
+    [0, 1] range with u ~ U(0, 1) (``data.range = "0,1"``). The network receives t = a·(T − 1) so that
+    the one model contract holds; seed 001's ``BasicUNet`` ignores it.
     """
 
     num_timesteps: int = 1000
+    data_range: tuple[float, float] = (-1.0, 1.0)
 
     def __call__(self, model: nn.Module, x0: Tensor, cond: Tensor | None, rng: BatchRandom) -> Tensor:
+        low, high = self.data_range
         amount = rng.rand((), Stream.AMOUNT).to(x0)
-        u = rng.rand(x0.shape[1:], Stream.NOISE).to(x0) * 2 - 1
-        a = amount.view(-1, *([1] * (x0.dim() - 1)))
-        noisy = x0 * (1 - a) + u * a
+        u = rng.rand(x0.shape[1:], Stream.NOISE).to(x0) * (high - low) + low
+        noisy = corrupt(x0, amount, u)
         t = amount * (self.num_timesteps - 1)
         output = model(noisy, t) if cond is None else model(noisy, t, cond)
         return (output.float() - x0.float()).square().flatten(1).mean(1)

@@ -7,9 +7,10 @@ The page opens with a summary card (recipe, data, network, training time and spe
 and the Fréchet distance against its floor), so the first screen answers "what is this run and is it
 any good". Then sections, each left out when its input is missing: a dataset preview; the loss curve
 (drawn from ``log.csv``); the sample grids saved during training (``samples/step-XXXXXXXX.png`` with
-EMA weights, ``…-raw.png`` with the raw ones); samples per class; the forward and reverse processes;
-the metrics of ``eval.json``, each explained in words (or, without ``eval.json``, how to add them);
-and last the resolved ``config.toml``, folded. Pictures that the run directory does not hold (a
+EMA weights, ``…-raw.png`` with the raw ones) and the reverse-process strips saved with them
+(``…-strip.png``, seed 000's rows through training); samples per class; the forward and reverse
+processes; the metrics of ``eval.json``, each explained in words (or, without ``eval.json``, how to add
+them); and last the resolved ``config.toml``, folded. Pictures that the run directory does not hold (a
 dataset preview, animations) are passed in ``media`` under the keys of :data:`MEDIA`; facts only the
 network knows (its parameter count, the dataset size) in ``facts``.
 """
@@ -77,10 +78,13 @@ MEDIA: dict[str, tuple[str, str]] = {
     "forward_side_by_side": ("process", "Step by step (DDPM eq. 2) against one jump (DDPM eq. 4): different "
                                         "noise, the same amount of it."),
     "forward_scatter": ("process", "The forward process q(x_t | x_0) of the 2-D training set."),
+    "forward_panels": ("process", "q(x_t | x_0) at 10 timesteps, each panel with its own axes (seed 004)."),
     "reverse": ("process", "The reverse process: the sampler turning noise x_T into samples."),
     "reverse_scatter": ("process", "The reverse process of the 2-D model: noise flowing back to the data."),
     "x0_strip": ("process", "At a few sampler steps: the model input x_t beside its prediction x̂_0 of the clean "
                             "image."),
+    "reverse_strip": ("process", "The reverse chain at evenly spaced steps, from noise to the sample (seeds 000 "
+                                 "and 004)."),
     "compare_samplers": ("process", "Samplers side by side from the same starting noise."),
 }
 
@@ -93,6 +97,7 @@ DISPLAY_WIDTH = 360
 MAX_DISPLAY_WIDTH = 1040
 
 _SAMPLE_NAME = re.compile(r"step-(\d+)(-raw)?\.png")
+_STRIP_NAME = re.compile(r"step-(\d+)-strip\.png")
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2329; background: #f6f7f9;
@@ -231,7 +236,26 @@ def _loss_section(run_dir: Path) -> str | None:
                         "does not lag behind the points), and the learning rate.", pixels=False)
 
 
+def _strips_block(run_dir: Path) -> str:
+    """The reverse-process strips of the previews, one row per preview (seed 000's figure), or nothing."""
+    strips = {}
+    for path in sorted((run_dir / "samples").glob("step-*-strip.png")):
+        match = _STRIP_NAME.fullmatch(path.name)
+        data = _read_image(path) if match else None
+        if data is not None:
+            strips[int(match.group(1))] = data
+    if not strips:
+        return ""
+    steps = sorted(strips)
+    shown = [steps[i] for i in subsample_indices(len(steps), MAX_SAMPLE_STEPS)]
+    rows = "".join(f"<tr><th>{s:,}</th><td>{_img(strips[s], f'reverse process at step {s}')}</td></tr>" for s in shown)
+    return ("<p>The reverse process of one sample at each preview, noisy on the left, the sample on the right "
+            f"(seed 000's rows through training).</p><table><tr><th>step</th><th>reverse process</th></tr>{rows}"
+            "</table>")
+
+
 def _samples_section(run_dir: Path) -> str | None:
+    strips = _strips_block(run_dir)
     grids: dict[int, dict[str, bytes]] = {}
     for path in sorted((run_dir / "samples").glob("step-*.png")):
         match = _SAMPLE_NAME.fullmatch(path.name)
@@ -239,7 +263,7 @@ def _samples_section(run_dir: Path) -> str | None:
         if data is not None:
             grids.setdefault(int(match.group(1)), {})["raw" if match.group(2) else "ema"] = data
     if not grids:
-        return None
+        return strips or None
     steps = sorted(grids)
     shown = [steps[i] for i in subsample_indices(len(steps), MAX_SAMPLE_STEPS)]
     kinds = [k for k in ("ema", "raw") if any(k in grids[s] for s in shown)]
@@ -250,7 +274,7 @@ def _samples_section(run_dir: Path) -> str | None:
                                         "</td>" for k in kinds) + "</tr>"
         for s in shown)
     note = f"<p>{len(shown)} of the {len(steps)} saved grids, evenly spaced.</p>" if len(shown) < len(steps) else ""
-    return f"{note}<table>{head}{rows}</table>"
+    return f"{note}<table>{head}{rows}</table>{strips}"
 
 
 def _read_metrics(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:

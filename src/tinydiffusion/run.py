@@ -141,7 +141,8 @@ class Run(LoadedModel):
                spacing: str | None = None, variance: str | None = None, clip_x0: bool | None = None, seed: int = 0,
                batch_size: int = 256, progress: bool | None = None,
                callback: Callable[[SamplerStep], None] | None = None) -> Tensor:
-        """``n`` samples as a float32 CPU tensor in the data range [−1, 1]: (n, C, H, W) images or (n, D) points.
+        """``n`` samples as a float32 CPU tensor in [−1, 1] (mapped from the run's ``data.range``): (n, C, H, W)
+        images or (n, D) points.
 
         Everything not given comes from the run: its sampler and settings (:meth:`settings`), its
         guidance weight, schedule and prediction type; conditions are laid out by :meth:`conditions`. Sample i uses seed ``seed + i`` whatever ``batch_size`` is. ``guidance`` is
@@ -156,7 +157,7 @@ class Run(LoadedModel):
             raise UserError("guidance needs a conditional model; this one was trained without labels")
         return generate(self.model, self.schedule, self.shape, n, settings=settings, prediction=self.prediction,
                         seed=seed, cond=cond, batch_size=batch_size, device=self.device, callback=callback,
-                        progress=progress)
+                        progress=progress, data_range=self.data_range)
 
 
 def load(run: str | Path, device: torch.device | str = "cpu") -> Run:

@@ -143,7 +143,7 @@ def draw(run: Run, n: float, *, limits: Limits, sampler: str | None = None, step
         start = time.perf_counter()
         x = generate(network, loaded.schedule, sample_shape(meta["data"]), n,  # type: ignore[arg-type]
                      settings=settings, prediction=loaded.prediction, seed=seed, cond=cond, batch_size=n,
-                     device=run.device, callback=callback)
+                     device=run.device, callback=callback, data_range=loaded.data_range)
         seconds = time.perf_counter() - start
     return Drawn(x, cond, _row_length(cond), settings, num_steps, network.calls, seconds, kept)
 

@@ -80,8 +80,9 @@ def add_condition_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="classes", type=int, nargs="+", metavar="ID",
                    help="class id(s) to generate; several ids share the samples, one row each "
                         "(default: one row per class)")
-    p.add_argument("--context", action="append", metavar="V1,V2,...",
-                   help="a context vector such as '1,0,0.6,0,0' (repeat the flag for several; seed 002)")
+    p.add_argument("--context", action="append", metavar="V1,V2,...|NAME=V,...",
+                   help="a context vector such as '1,0,0.6,0,0', or the same mixture by the dataset's names, "
+                        "such as 'hero=1,food=0.6' (entries not named are 0); repeat the flag for several (seed 002)")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance weight w: eps_u + w (eps_c - eps_u); 1 = plain conditional")
 
@@ -103,5 +104,6 @@ def conditions(args: argparse.Namespace, run: Run, n: int) -> torch.Tensor | Non
         raise UserError(f"--context was given but this model takes {kind}")
     if args.guidance is not None and not (num_classes or context_dim):
         raise UserError("--guidance needs a conditional model; this one was trained without labels")
-    contexts = torch.stack([parse_context(c, context_dim) for c in args.context]) if args.context else None
+    contexts = (torch.stack([parse_context(c, context_dim, run.class_names) for c in args.context])
+                if args.context else None)
     return run.conditions(n, args.classes, contexts)

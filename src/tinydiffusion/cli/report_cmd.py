@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.grid import labelled_grid, save_image, tile_scale, to_uint8
     from ..viz.plots import schedule_plot
     from ..viz.samples import label_names, sample_grid, sampling_caption
-    from ..viz.scatter import forward_scatter_gif, reverse_scatter_gif, scatter_png
+    from ..viz.scatter import forward_scatter_gif, forward_scatter_grid, reverse_scatter_gif, scatter_png, scatter_strip
+    from ..viz.strip import IMAGE_COLUMNS, POINT_COLUMNS, reverse_strip, strip_indices
     from ..viz.trajectory import compare_samplers_figure, reverse_gif, x0_strip
 
     check_seed(args.seed, "--seed")
@@ -83,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     n = args.n * classes if classes else args.n * args.n
     cond = loaded.conditions(n)
     total = sampler_steps(loaded.schedule, settings)
-    keep = set(subsample_indices(total, GIF_FRAMES))
+    points = dataset.kind == "points"
+    columns = POINT_COLUMNS if points else IMAGE_COLUMNS
+    keep = set(subsample_indices(total, GIF_FRAMES)) | set(strip_indices(total, columns))
     steps: list[SamplerStep] = []
 
     def callback(step: SamplerStep) -> None:
@@ -95,13 +98,17 @@ def run(args: argparse.Namespace) -> int:
     x = loaded.sample(n, seed=args.seed, batch_size=n, callback=callback, progress=progress)
     caption = sampling_caption(settings.sampler, network_calls(loaded.schedule, settings),
                                settings.guidance if cond is not None else None, args.seed)
-    if dataset.kind == "points":
-        points = torch.from_numpy(dataset.points)
-        media["dataset"] = scatter_png(points, media_dir / "dataset.png", title=dataset.name)
+    if points:
+        cloud = torch.from_numpy(dataset.points)
+        noise = SeededNoise.range(args.seed, len(cloud))
+        media["dataset"] = scatter_png(cloud, media_dir / "dataset.png", title=dataset.name)
         media["per_class"] = scatter_png(x, media_dir / "samples.png", title=caption)
-        media["forward_scatter"] = forward_scatter_gif(loaded.schedule.to("cpu"), points, media_dir / "forward.gif",
-                                                       generator=SeededNoise.range(args.seed, len(points)))
+        media["forward_scatter"] = forward_scatter_gif(loaded.schedule.to("cpu"), cloud, media_dir / "forward.gif",
+                                                       generator=noise)
+        media["forward_panels"] = forward_scatter_grid(loaded.schedule.to("cpu"), cloud,
+                                                       media_dir / "forward-panels.png", generator=noise)
         media["reverse_scatter"] = reverse_scatter_gif(steps, media_dir / "reverse.gif")
+        media["reverse_strip"] = scatter_strip(steps, media_dir / "reverse-strip.png", columns)
     else:
         rows, names = examples_per_class(dataset, per_class=8, seed=args.seed)
         media["dataset"] = save_image(labelled_grid(list(rows), names, scale=tile_scale(rows.shape[2])),
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         media["reverse"] = reverse_gif(trajectory, media_dir / "reverse.gif", [labels[i] for i in few] if labels
                                        else None, show_x0=True, caption=caption)
         media["x0_strip"] = x0_strip(steps, media_dir / "x0-strip.png")
+        media["reverse_strip"] = reverse_strip(steps, media_dir / "reverse-strip.png", columns, rows=4)
         if args.compare:  # seed 002's lesson: without the added noise, samples collapse to the average
             count = 2 * classes if classes else 16
             compare = {f"{name}, {COMPARE_STEPS} steps": loaded.sample(count, seed=args.seed, sampler=name,

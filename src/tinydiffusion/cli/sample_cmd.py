@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from .choices import SAMPLERS, SPACINGS, VARIANCES
+from .choices import SAMPLERS, SPACINGS, STRIP_COLUMNS, VARIANCES
 from .common import (add_condition_flags, add_device, add_quiet, announce_long_work, conditions, device_from,
                      distinct_outputs, output_path, progress_from)
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 HELP = "draw samples from a trained run"
 GIF_FRAMES = 40
+STRIP_ROWS = 8  #: samples (rows) in an image --strip
 
 
 def add_sampler_flags(p: argparse.ArgumentParser) -> None:
@@ -33,7 +34,8 @@ def add_sampler_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spacing", choices=list(SPACINGS), help="where the steps sit among the training timesteps")
     p.add_argument("--variance", choices=list(VARIANCES), help="DDPM: sigma^2 = beta_tilde (posterior) or beta")
     p.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
-                   help="clamp the predicted clean image to [-1, 1] at every step")
+                   help="clamp the predicted clean image to the data's range at every step ([-1, 1]; [0, 1] for "
+                        "seed 001's hf-mnist-basic)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED+i (independent of batch size)")
     p.add_argument("--batch-size", type=int, default=256, help="samples per network call")
     add_device(p)
@@ -48,7 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                 "labels/contexts)")
     p.add_argument("--gif", help="also write the reverse process of the samples as FILE.gif")
     p.add_argument("--gif-x0", action="store_true", help="show the network's prediction x0 beside x_t in the GIF")
+    p.add_argument("--gif-frames", type=int, default=GIF_FRAMES,
+                   help="frames of the --gif, evenly spaced over the chain (seed 003: 100)")
     p.add_argument("--x0-strip", help="also write x_t beside the predicted x0 at a few steps (seed 001) as FILE.png")
+    p.add_argument("--strip", help="also write the reverse chain at evenly spaced steps in one row per sample "
+                                   f"(the first {STRIP_ROWS}) as FILE.png: seed 000's strip; for 2-D points one row "
+                                   "of scatter panels, each with its own axes (seed 004)")
+    p.add_argument("--strip-columns", type=int,
+                   help=f"columns of the --strip (default {STRIP_COLUMNS['image']} for images as seed 000, "
+                        f"{STRIP_COLUMNS['points']} for 2-D points as seed 004)")
     add_condition_flags(p)
     add_sampler_flags(p)
 
@@ -103,22 +113,31 @@ def run(args: argparse.Namespace) -> int:
     from ..samplers import SamplerStep
     from ..viz.gif import subsample_indices
     from ..viz.samples import label_names
+    from ..viz.strip import reverse_strip, strip_indices
     from ..viz.trajectory import reverse_gif, x0_strip
 
     out = output_path(args.out, (".png", ".npz"))
     gif = output_path(args.gif, (".gif",), "--gif")
     strip = output_path(args.x0_strip, (".png",), "--x0-strip")
-    distinct_outputs({"--out": out, "--gif": gif, "--x0-strip": strip})
+    chain = output_path(args.strip, (".png",), "--strip")
+    distinct_outputs({"--out": out, "--gif": gif, "--x0-strip": strip, "--strip": chain})
     check_batch_size(args)
+    if args.gif_frames < 2:
+        raise UserError(f"--gif-frames must be at least 2 (the noise and the sample), got {args.gif_frames}")
+    if args.strip_columns is not None and args.strip_columns < 1:
+        raise UserError(f"--strip-columns must be at least 1, got {args.strip_columns}")
     loaded = load(args.run, device_from(args))
     points = loaded.data.get("kind") == "points"
     if strip and points:
-        raise UserError("--x0-strip draws images; this run generates 2-D points (use --gif for their reverse "
-                        "process)")
+        raise UserError("--x0-strip draws images; this run generates 2-D points (use --strip or --gif for their "
+                        "reverse process)")
     settings = settings_from(args, loaded)
     n = args.n if args.n is not None else default_n(loaded)
     total = sampler_steps(loaded.schedule, settings)
-    keep = set(subsample_indices(total, GIF_FRAMES)) if gif or strip else set()
+    columns = args.strip_columns or STRIP_COLUMNS["points" if points else "image"]
+    keep = set(subsample_indices(total, args.gif_frames)) | {0, total - 1} if gif or strip or chain else set()
+    if chain:
+        keep.update(strip_indices(total, columns))
     check_sample_memory(n, loaded.shape, len(keep))
     cond = conditions(args, loaded, n)
     steps: list[SamplerStep] = []
@@ -146,17 +165,25 @@ def run(args: argparse.Namespace) -> int:
             if points:
                 from ..viz.scatter import reverse_scatter_gif  # matplotlib: only for 2-D points
 
-                reverse_scatter_gif(steps, gif)
+                reverse_scatter_gif(steps, gif, max_frames=args.gif_frames)
             else:
-                reverse_gif(steps, gif, labels, show_x0=args.gif_x0, caption=text)
+                reverse_gif(steps, gif, labels, show_x0=args.gif_x0, caption=text, max_frames=args.gif_frames)
             written.append(gif)
         if strip:
             x0_strip(steps, strip)
+            written.append(strip)
+        if chain:
+            if points:
+                from ..viz.scatter import scatter_strip  # matplotlib: only for 2-D points
+
+                scatter_strip(steps, chain, columns)
+            else:
+                reverse_strip(steps, chain, columns, rows=STRIP_ROWS)
     except UserError as exc:
         if not written:
             raise
         raise UserError(f"{exc}; already written: {', '.join(map(str, written))}") from None
-    made = ", ".join(str(p) for p in (out, gif, strip) if p is not None)
+    made = ", ".join(str(p) for p in (out, gif, strip, chain) if p is not None)
     print(f"wrote {made} ({n} samples, {text})", file=sys.stderr)
     return 0
 

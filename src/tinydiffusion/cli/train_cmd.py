@@ -50,9 +50,7 @@ def choose_run_dir(out: str | None, recipe: str, resume: bool) -> Path:
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {out} is a file; give a folder for the run")
-        if not path.parent.exists():
-            raise UserError(f"--out {out}: the folder {path.parent} does not exist")
-        return path
+        return path  # missing folders on the way are created by the run directory's lock
     from ..train.rundir import holds_run
 
     base = RUNS / recipe

@@ -86,7 +86,7 @@ def _npz(path: str, opts: LoadOptions) -> Dataset:
 
 
 def _sprites(paths: str, opts: LoadOptions) -> Dataset:
-    return Dataset(f"sprites:{paths}", credit=SPRITES_CREDIT, **load_sprites(paths))
+    return Dataset(f"sprites:{paths}", credit=SPRITES_CREDIT, **load_sprites(paths, opts.root))
 
 
 def _toy(name: str) -> Callable[[str, LoadOptions], Dataset]:

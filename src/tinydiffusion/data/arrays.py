@@ -7,7 +7,10 @@ type with values 0..255), or float in [0, 1] (scaled by 255 and rounded) — and
 
 The sprites format is the DeepLearning.AI course's (seed 002): ``sprites_1788_16x16.npy`` with
 (N, 16, 16, 3) uint8 images and ``sprite_labels_nc_1788_16x16.npy`` with (N, 5) one-hot float
-context vectors in the order hero, non-hero, food, spell, side-facing.
+context vectors in the order hero, non-hero, food, spell, side-facing. A relative path names a file
+in the current folder or, failing that, in the data root's ``sprites/`` folder, where the course's
+files live beside each other (the project's data root ships the labels; the images are not
+distributed with tinydiffusion).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .root import data_root_origin
 
 SPRITE_CLASS_NAMES = ["hero", "non-hero", "food", "spell", "side-facing"]
 SPRITES_CREDIT = ("Sprites from DeepLearning.AI's \"How Diffusion Models Work\" by ElvGames, FrootsnVeggies and "
@@ -116,16 +120,41 @@ def load_npz(path: str, background: tuple[int, int, int]) -> dict[str, object]:
     return out
 
 
-def load_sprites(spec: str) -> dict[str, object]:
-    """Images and context vectors in the DeepLearning.AI sprites format: ``IMAGES.npy[,LABELS.npy]``."""
+SPRITE_FILES = "sprites_1788_16x16.npy and sprite_labels_nc_1788_16x16.npy"
+
+
+def find_sprite_file(path: str, root: Path) -> Path:
+    """A ``sprites:`` path: as given when absolute; else in the current folder, else in ``root/sprites/``.
+
+    A file found nowhere is one UserError that says where it looked, what the data root is and how
+    to supply the course's files.
+    """
+    given = Path(path).expanduser()
+    places = [given] if given.is_absolute() else [Path.cwd() / given, root / "sprites" / given]
+    for place in places:
+        if place.is_file():
+            return place
+    looked = " and ".join(str(p) for p in places)
+    raise UserError(f"{given.name} not found: looked in {looked} (data root {root}, {data_root_origin()}); "
+                    f"the course's sprite images are not shipped with tinydiffusion: copy {SPRITE_FILES} from "
+                    f"DeepLearning.AI's \"How Diffusion Models Work\" into {root / 'sprites'}, or give their paths "
+                    "with --data sprites:IMAGES.npy,LABELS.npy")
+
+
+def load_sprites(spec: str, root: Path) -> dict[str, object]:
+    """Images and context vectors in the DeepLearning.AI sprites format: ``IMAGES.npy[,LABELS.npy]``.
+
+    Relative paths are found by :func:`find_sprite_file` (the current folder, then ``root/sprites/``).
+    """
     paths = [p.strip() for p in spec.split(",")]
     if len(paths) > 2 or not paths[0]:
         raise UserError(f"sprites:{spec} should name an images .npy file and optionally a labels .npy file, "
                         "like sprites:sprites_1788_16x16.npy,sprite_labels_nc_1788_16x16.npy")
-    images = as_uint8_images(_load_npy(paths[0]), paths[0], (255, 255, 255))
+    files = [find_sprite_file(p, root) for p in paths]
+    images = as_uint8_images(_load_npy(str(files[0])), str(files[0]), (255, 255, 255))
     out: dict[str, object] = {"images": images}
     if len(paths) == 2:
-        contexts = check_contexts(_load_npy(paths[1]), len(images), paths[1], what="labels")
+        contexts = check_contexts(_load_npy(str(files[1])), len(images), str(files[1]), what="labels")
         out["contexts"] = contexts
         if contexts.shape[1] == len(SPRITE_CLASS_NAMES):
             out["class_names"] = list(SPRITE_CLASS_NAMES)

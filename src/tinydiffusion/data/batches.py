@@ -17,7 +17,8 @@ Two paths yield identical batches:
   batches for whole steps in the same order, into pinned memory, copied with ``non_blocking``; the
   flip and the conversion then run on the device with the same code.
 
-Images become float32 (b, C, H, W) as x/127.5 − 1 ∈ [−1, 1]; points stay float32 (b, D).
+Images become float32 (b, C, H, W) in the value range, x/127.5 − 1 ∈ [−1, 1] by default or x/255 ∈
+[0, 1] (seed 001; see :mod:`tinydiffusion.value_range`); points stay float32 (b, D).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch import Tensor
 from ..errors import UserError
 from ..rng import SeededNoise, Stream, seed_parts, stream
 from .dataset import Dataset
+from ..value_range import DEFAULT_RANGE, pixels_to_range
 
 DEFAULT_RESIDENT_BYTES = 1 << 30
 
@@ -42,7 +44,7 @@ DEFAULT_RESIDENT_BYTES = 1 << 30
 class Batch:
     """One step's data on the device."""
 
-    x: Tensor  #: float32 images (b, C, H, W) in [−1, 1], or points (b, D)
+    x: Tensor  #: float32 images (b, C, H, W) in the value range ([−1, 1] by default), or points (b, D)
     cond: Tensor | None  #: None, int64 class ids (b,), or float32 contexts (b, K)
     index: Tensor  #: int64 (b,) global sample positions (keys for per-sample random numbers)
 
@@ -94,13 +96,13 @@ def flip_mask(positions: Tensor, seed: int) -> Tensor:
     return SeededNoise(positions).rand((), stream(Stream.FLIP, *seed_parts(seed)), dtype=torch.float64) < 0.5
 
 
-def _finish(x: Tensor, positions: Tensor, seed: int, hflip: bool) -> Tensor:
-    """uint8 (b, C, H, W) → flipped where drawn → float32 x/127.5 − 1; points pass through."""
+def _finish(x: Tensor, positions: Tensor, seed: int, hflip: bool, value_range: tuple[float, float]) -> Tensor:
+    """uint8 (b, C, H, W) → flipped where drawn → float32 in ``value_range``; points pass through."""
     if x.dtype != torch.uint8:
         return x
     if hflip:
         x = torch.where(flip_mask(positions, seed)[:, None, None, None], x.flip(3), x)
-    return x.to(torch.float32).div_(127.5).sub_(1.0)
+    return pixels_to_range(x.to(torch.float32), value_range)
 
 
 def _host_arrays(dataset: Dataset, condition: str) -> tuple[Tensor, Tensor | None]:
@@ -115,14 +117,16 @@ def _host_arrays(dataset: Dataset, condition: str) -> tuple[Tensor, Tensor | Non
 
 def make_batches(dataset: Dataset, batch_size: int, *, device: torch.device | str, seed: int = 0,
                  condition: str = "none", hflip: bool = False, rank: int = 0, world_size: int = 1,
-                 start_step: int = 0, resident: int | None = None, workers: int | None = None) -> Iterator[Batch]:
+                 start_step: int = 0, resident: int | None = None, workers: int | None = None,
+                 value_range: tuple[float, float] = DEFAULT_RANGE) -> Iterator[Batch]:
     """The endless stream of this rank's batches from step ``start_step`` on (see the module docstring).
 
     ``batch_size`` is the global batch B; this rank gets B / world_size samples per step.
     ``condition``: "none", "class" (labels, or the argmax of one-hot contexts) or "context" (contexts,
     or the one-hot vectors of the labels). ``resident``: the largest data size in bytes kept on the
     device (default 1 GiB, or a quarter of the free memory of a CUDA device); larger data streams
-    through a DataLoader with ``workers`` processes (default min(4, CPU count)).
+    through a DataLoader with ``workers`` processes (default min(4, CPU count)). ``value_range`` is
+    what pixel values 0..255 map to: (−1, 1) or seed 001's (0, 1).
     """
     device = torch.device(device)
     if world_size < 1 or not 0 <= rank < world_size:
@@ -141,9 +145,9 @@ def make_batches(dataset: Dataset, batch_size: int, *, device: torch.device | st
     plan = _Plan(n=len(dataset), seed=seed, global_batch=batch_size, local_batch=local_batch,
                  rank=rank)
     if nbytes <= resident:
-        return _resident(plan, data, cond, device, hflip, start_step)
+        return _resident(plan, data, cond, device, hflip, start_step, value_range)
     return _streaming(plan, data, cond, device, hflip, start_step,
-                      min(4, os.cpu_count() or 1) if workers is None else workers)
+                      min(4, os.cpu_count() or 1) if workers is None else workers, value_range)
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ class _Plan:
 
 
 def _resident(plan: _Plan, data: Tensor, cond: Tensor | None, device: torch.device, hflip: bool,
-              start_step: int) -> Iterator[Batch]:
+              start_step: int, value_range: tuple[float, float]) -> Iterator[Batch]:
     """Batches gathered on the device from a device copy of the whole dataset."""
     data = data.to(device)
     cond = None if cond is None else cond.to(device)
@@ -172,7 +176,7 @@ def _resident(plan: _Plan, data: Tensor, cond: Tensor | None, device: torch.devi
         start = plan.start(step)
         index = order.indices(start, plan.local_batch)
         positions = offsets + start
-        yield Batch(x=_finish(data[index], positions, plan.seed, hflip),
+        yield Batch(x=_finish(data[index], positions, plan.seed, hflip, value_range),
                     cond=None if cond is None else cond[index], index=positions)
 
 
@@ -199,7 +203,7 @@ class _Steps(torch.utils.data.Sampler):
 
 
 def _streaming(plan: _Plan, data: Tensor, cond: Tensor | None, device: torch.device, hflip: bool,
-               start_step: int, workers: int) -> Iterator[Batch]:
+               start_step: int, workers: int, value_range: tuple[float, float]) -> Iterator[Batch]:
     """Batches gathered by DataLoader workers, pinned, copied to the device and finished there."""
     loader = torch.utils.data.DataLoader(
         _StepSource(plan, data, cond), batch_size=None, sampler=_Steps(start_step), num_workers=workers,
@@ -210,4 +214,4 @@ def _streaming(plan: _Plan, data: Tensor, cond: Tensor | None, device: torch.dev
         positions = offsets + plan.start(step)
         x = x.to(device, non_blocking=True)
         c = None if c is None else c.to(device, non_blocking=True)
-        yield Batch(x=_finish(x, positions, plan.seed, hflip), cond=c, index=positions)
+        yield Batch(x=_finish(x, positions, plan.seed, hflip, value_range), cond=c, index=positions)

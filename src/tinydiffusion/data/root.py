@@ -15,6 +15,13 @@ from pathlib import Path
 ENV_VAR = "TINYDIFFUSION_DATA"
 
 
+def data_root_origin() -> str:
+    """Where :func:`data_root` comes from, as a message puts it."""
+    if os.environ.get(ENV_VAR):
+        return f"set by ${ENV_VAR}"
+    return f"the default; set ${ENV_VAR} to use another folder"
+
+
 def data_root() -> Path:
     """``$TINYDIFFUSION_DATA`` if set, else ``$XDG_CACHE_HOME/tinydiffusion``, else ``~/.cache/tinydiffusion``."""
     env = os.environ.get(ENV_VAR)

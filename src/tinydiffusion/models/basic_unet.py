@@ -22,8 +22,9 @@ class BasicUNetConfig:
 
     channels: int = 1  #: image channels (in and out)
     image_size: int = 28  #: height = width; any multiple of 4 works (recorded for checkpoints)
-    #: Apply SiLU after the last convolution too, as the seed does. The seed's images live in [0, 1];
-    #: here they live in [−1, 1] and SiLU cannot go below −0.278, so the default leaves it off.
+    #: Apply SiLU after the last convolution too, as the seed does. SiLU cannot go below −0.278: in the
+    #: seed's [0, 1] range (``data.range = "0,1"``, the hf-mnist-basic recipe) it reaches the background
+    #: 0, in the default [−1, 1] it cannot reach −1, so the default leaves it off.
     out_activation: bool = False
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@
 | ``euler``     | Euler on Karras σ's (Karras et al. 2022)           | n             | no         |
 | ``heun``      | Heun on Karras σ's (Karras et al. 2022)            | 2n − 1        | no         |
 | ``ddpm-no-noise`` | seed 002's "incorrect" DDPM without noise (demo) | n           | no         |
+| ``ddpm-off-by-one`` | seed 000's DDPM with σ_t = √β_{t−1} (demo)     | n             | yes        |
 | ``x0-step``   | seed 001: step 1/(n−i) towards x̂_0 (demo)          | n             | no         |
 """
 
@@ -26,6 +27,7 @@ from ..objectives import PREDICTION_ATTR
 from ..progress import Progress, progress_bar
 from ..rng import SeededNoise, Stream
 from ..schedule import NoiseSchedule
+from ..value_range import DEFAULT_RANGE
 from . import ancestral, ddim, dpm_solver, karras, x0_step
 from .common import (SPACINGS, Callback, SamplerStep, check_timesteps, make_denoiser, make_noise,
                      spaced_timesteps)
@@ -67,6 +69,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "ddpm-no-noise": SamplerSpec(ancestral.ddpm_no_noise, "seed 002's incorrect DDPM without added noise (a demo)", None),
     "x0-step": SamplerSpec(x0_step.x0_step, "seed 001: move 1/(n-i) towards the predicted image (x0 models)", 5,
                            start="uniform", options=()),
+    "ddpm-off-by-one": SamplerSpec(ancestral.ddpm_off_by_one, "seed 000's DDPM whose noise is sqrt(beta[t-1]), "
+                                   "an off-by-one (a demo)", None),
 }
 
 
@@ -112,19 +116,21 @@ def sampler_timesteps(schedule: NoiseSchedule, sampler: str, steps: int | None =
 
 
 def initial_noise(sampler: str, shape: Sequence[int], generator: torch.Generator | SeededNoise | None = None,
-                  device: torch.device | str = "cpu") -> Tensor:
-    """x_T for ``sampler``: N(0, I), or U(−1, 1) for seed 001's x0-step sampler.
+                  device: torch.device | str = "cpu", value_range: tuple[float, float] = DEFAULT_RANGE) -> Tensor:
+    """x_T for ``sampler``: N(0, I), or for seed 001's x0-step sampler uniform over the data's ``value_range``.
 
-    With :class:`SeededNoise`, ``shape`` is per sample and row i depends only on seed i.
+    (U(−1, 1) by default; U(0, 1) for seed 001's own [0, 1] data, where the course starts.) With
+    :class:`SeededNoise`, ``shape`` is per sample and row i depends only on seed i.
     """
     uniform = _spec(sampler).start == "uniform"
+    low, high = value_range
     if isinstance(generator, SeededNoise):
         g = generator.to(device)
-        x = g.rand(shape, Stream.INITIAL_NOISE) * 2 - 1 if uniform else g.randn(shape, Stream.INITIAL_NOISE)
+        x = g.rand(shape, Stream.INITIAL_NOISE) * (high - low) + low if uniform else g.randn(shape, Stream.INITIAL_NOISE)
         return x
     gen_device = generator.device if generator is not None else device
     if uniform:
-        return (torch.rand(tuple(shape), generator=generator, device=gen_device) * 2 - 1).to(device)
+        return (torch.rand(tuple(shape), generator=generator, device=gen_device) * (high - low) + low).to(device)
     return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
 
 

@@ -1,4 +1,5 @@
-"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2) and seed 002's noise-free "incorrect" variant."""
+"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2), seed 002's noise-free "incorrect" variant and
+seed 000's off-by-one (both kept as demonstrations of a mistake beside the correct sampler)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from ..schedule import NoiseSchedule, posterior, respaced_beta
 from .common import Callback, Denoise, Noise, emit_step, step_pairs
 
 VARIANCES = ("beta", "beta_tilde")
+#: Seed 000's σ_t = √β_{t−1}: accepted by :func:`ddpm` for :func:`ddpm_off_by_one`, not offered as a choice.
+OFF_BY_ONE = "beta_prev"
 
 
 def ddpm(
@@ -38,14 +41,18 @@ def ddpm(
     ``add_noise=False`` is seed 002's "incorrect" sampler: the posterior mean alone, which collapses
     towards the average image — shown in the course to explain why the noise is needed.
     """
-    if variance not in VARIANCES:
+    if variance not in VARIANCES + (OFF_BY_ONE,):
         raise UserError(f"unknown DDPM variance {variance!r}; choose 'beta' (σ²=β) or 'beta_tilde' (σ²=β̃)")
-    for i, (t, t_prev, ab, ab_prev) in enumerate(step_pairs(schedule, timesteps)):
+    pairs = step_pairs(schedule, timesteps)
+    for i, (t, t_prev, ab, ab_prev) in enumerate(pairs):
         x0, _ = denoise(x, t, ab)
         coef_x0, coef_xt, beta_tilde = posterior(ab, ab_prev)
         x_next = coef_x0 * x0 + coef_xt * x
         if add_noise and t_prev >= 0:
-            var = respaced_beta(ab, ab_prev) if variance == "beta" else beta_tilde
+            if variance == OFF_BY_ONE:  # the β of the next step of the list: β_{t−1} on the full chain
+                var = respaced_beta(*pairs[i + 1][2:])
+            else:
+                var = respaced_beta(ab, ab_prev) if variance == "beta" else beta_tilde
             x_next = x_next + math.sqrt(var) * noise(x, i)
         emit_step(callback, i, t, x, x0, x_next)
         x = x_next
@@ -63,3 +70,20 @@ def ddpm_no_noise(
 ) -> Tensor:
     """Seed 002's teaching demo: DDPM without the added noise (it collapses; do not use for real samples)."""
     return ddpm(denoise, schedule, x, timesteps, noise=noise, callback=callback, add_noise=False)
+
+
+def ddpm_off_by_one(
+    denoise: Denoise,
+    schedule: NoiseSchedule,
+    x: Tensor,
+    timesteps: Sequence[int],
+    *,
+    noise: Noise,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Seed 000's ``reverse_q``: DDPM with σ² = β but the noise of step t scaled by √β_{t−1} (``B[t-1]``).
+
+    A demonstration: on seed 000's schedule β_{t−1} differs from β_t by less than 1 %, except in the
+    last steps, so its samples look like those of the correct sampler, which is why the slip survived.
+    """
+    return ddpm(denoise, schedule, x, timesteps, noise=noise, callback=callback, variance=OFF_BY_ONE)

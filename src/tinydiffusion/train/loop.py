@@ -31,13 +31,14 @@ from ..data import make_batches
 from ..errors import Interrupted, UserError
 from ..models.dropout import DropoutSource, dropout_from
 from ..rng import BatchRandom, SeededNoise
+from ..value_range import parse_range
 from .budget import TimeBudget
 from .distributed import (Dist, agree_on_signal, all_mean, broadcast_int, init_distributed, max_over_processes,
                           shutdown, sync_batchnorm)
 from .ema import EMA
 from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
-from .preview import write_preview
+from .preview import PreviewAbandoned, Previews, write_preview
 from .rundir import RunDirectoryLock
 from .setup import RunParts, resolve_device, setup_run
 
@@ -168,11 +169,12 @@ class Trainer:
         if self.dist.is_main:
             ckpt.atomic_write(self.config_path, dumps(cfg).encode())
         budget = TimeBudget(cfg.optim.time_budget_minutes, self.started) if self.budgeted else None
-        preview_every = cfg.preview.every or max(1, total // 4)
+        self.previews = Previews(parts, log.write)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
         batches = make_batches(parts.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
                                condition=parts.condition, hflip=cfg.data.hflip, rank=self.dist.rank,
-                               world_size=self.dist.world_size, start_step=self.step)
+                               world_size=self.dist.world_size, start_step=self.step,
+                               value_range=parse_range(cfg.data.range))
         health = torch.zeros(2, device=self.device)  # running sums of loss and gradient norm since the last log
         window_start, window_steps = time.perf_counter(), 0
         self.net.train()
@@ -190,7 +192,7 @@ class Trainer:
                     log.advance()
                     if budget is not None:
                         total = self._follow_budget(budget, total, health, log)
-                        preview_every = cfg.preview.every or max(1, total // 4)
+                        self.previews.replan(total)
                         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
                     last = self.step == total
                     if self.step % cfg.log.every == 0 or last:
@@ -202,9 +204,9 @@ class Trainer:
                     if self.step % ckpt_every == 0 or last:
                         self._check_health(health)
                         self._save()
-                    if self.step % preview_every == 0 or last:
+                    if self.step % self.previews.every == 0 or last:
                         self._check_health(health)  # on every process: it is a collective
-                        if self.dist.is_main:
+                        if self.dist.is_main and self.previews.due(self.step):  # within the previews' share
                             self._preview(log)
                     # Every step, every process: all stop at the same step, so none waits alone in a collective.
                     signum = agree_on_signal(self._stop_signal or 0, self.dist)
@@ -333,7 +335,8 @@ class Trainer:
             "prediction": "x0" if cfg.objective.kind == "corrupt" else cfg.objective.prediction,
             "objective": cfg.objective.kind,
             "data": {"spec": cfg.data.spec, "kind": ds.kind, "condition": parts.condition,
-                     "class_names": ds.class_names, **ds.facts(parts.condition)},
+                     "class_names": ds.class_names, "range": list(parse_range(cfg.data.range)),
+                     **ds.facts(parts.condition)},
             "sample": dataclasses.asdict(cfg.sample),
             "recipe": cfg.recipe,
             "step": self.step,
@@ -359,17 +362,26 @@ class Trainer:
         return path
 
     def _preview(self, log: RunLogger) -> None:
+        """Preview grids of the EMA (and raw) weights; a stop signal abandons them between sampler steps."""
         models = {"": self.ema.model} if self.ema is not None else {"": self.model}
         if self.ema is not None and self.cfg.preview.raw:
             models["-raw"] = self.model
-        for suffix, model in models.items():
-            was_training = model.training
-            model.eval()
-            image = write_preview(model, self.parts, self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png",
-                                  self.step)
-            log.image("samples/" + ("raw" if suffix else "ema" if self.ema is not None else "model"), image,
-                      self.step)
-            model.train(was_training)
+        with self.previews.timed():
+            for suffix, model in models.items():
+                was_training = model.training
+                model.eval()
+                try:
+                    image = write_preview(model, self.parts,
+                                          self.run_dir / "samples" / f"step-{self.step:08d}{suffix}.png", self.step,
+                                          settings=self.previews.settings,
+                                          should_stop=lambda: self._stop_signal is not None,
+                                          strip=0 if suffix else self.cfg.preview.strip)
+                except PreviewAbandoned:
+                    return
+                finally:
+                    model.train(was_training)
+                log.image("samples/" + ("raw" if suffix else "ema" if self.ema is not None else "model"), image,
+                          self.step)
 
     @contextlib.contextmanager
     def _signals(self):

@@ -22,6 +22,7 @@ from ..limits import check_memory
 from ..models import MODELS, build_model, model_bytes
 from ..objectives import CorruptLoss, DiffusionLoss, Objective
 from ..schedule import NoiseSchedule
+from ..value_range import DEFAULT_RANGE, parse_range
 
 
 #: The step count of a --time-budget run before it is planned: large enough that the learning-rate
@@ -100,7 +101,7 @@ def build_schedule(cfg: TrainConfig) -> NoiseSchedule:
 def build_objective(cfg: TrainConfig, schedule: NoiseSchedule) -> Objective:
     o = cfg.objective
     if o.kind == "corrupt":
-        return CorruptLoss(schedule.num_timesteps)
+        return CorruptLoss(schedule.num_timesteps, parse_range(cfg.data.range))
     return DiffusionLoss(schedule, o.prediction, o.min_snr_gamma, o.antithetic, o.cond_drop_prob)
 
 
@@ -136,6 +137,8 @@ def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunPar
                            center_crop=d.center_crop, resize_filter=d.resize_filter, n=d.n, seed=cfg.runtime.seed)
     if cfg.model.name not in MODELS:
         raise UserError(f"unknown model {cfg.model.name!r}; choose one of {', '.join(MODELS)}")
+    if dataset.kind == "points" and parse_range(d.range) != DEFAULT_RANGE:
+        raise UserError(f"data.range sets what pixels become; {dataset.name} is a set of 2-D points, so leave it out")
     schedule = build_schedule(cfg)
     condition = resolve_condition(d.condition, cfg.model.name, dataset)
     cfg.model.params = model_params(cfg, dataset, schedule, condition)

@@ -18,6 +18,7 @@ from ..samplers import SamplerStep
 from .gif import save_gif, subsample_indices
 from .grid import image_table, make_grid, save_image, tile_scale, to_uint8
 from .samples import sample_grid
+from .strip import step_label
 from .text import add_text
 
 
@@ -85,7 +86,7 @@ def x0_strip_image(steps: Sequence[SamplerStep], rows: int = 5, *, n_images: int
     for k in subsample_indices(len(steps), rows):
         s = steps[k]
         cells.append([make_grid(to_uint8(x[:n_images]), nrow=n_images, scale=scale) for x in (s.x_t, s.x0_hat)])
-        names.append(f"step {s.index + 1}\nt={s.t:g}")
+        names.append(f"step {s.index + 1}\n{step_label(s)}")
     return image_table(cells, names, ["x_t (model input)", "x̂₀ (predicted clean image)"])
 
 
