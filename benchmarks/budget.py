@@ -81,6 +81,8 @@ VARIANTS: dict[str, Variant] = {
     "lr1": Variant("lr 1e-3", ("optim.lr=1e-3",)),
     # loss weighting and target
     "minsnr5": Variant("Min-SNR-5 weighting (v target)", ("objective.min_snr_gamma=5.0",)),
+    "minsnr2": Variant("Min-SNR-2 weighting (v target)", ("objective.min_snr_gamma=2.0",)),
+    "minsnr1": Variant("Min-SNR-1 weighting (v target)", ("objective.min_snr_gamma=1.0",)),
     "eps": Variant("ε-prediction", ("objective.prediction=epsilon",)),
     "x0": Variant("x₀-prediction", ("objective.prediction=x0",)),
     # width, depth, attention
@@ -91,6 +93,8 @@ VARIANTS: dict[str, Variant] = {
     "no-mid-attn": Variant("no attention in the middle block", ("model.mid_attention=false",)),
     "attn-8px": Variant("attention at 8 px as well as 4 px", ("model.attention_levels=[1,2]",)),
     # data
+    "noflip": Variant("no horizontal flips (Fashion-MNIST's shoes all point left)", ("data.hflip=false",)),
+    "minsnr5-noflip": Variant("Min-SNR-5 and no flips", ("objective.min_snr_gamma=5.0", "data.hflip=false")),
     "full60k": Variant("the full 60,000 Fashion-MNIST training images at 16 px (needs the idx files)",
                        ("data.spec=fashion-mnist",)),
 }
@@ -100,6 +104,10 @@ SAMPLING: dict[str, dict] = {
     "w1.5": dict(QS, guidance=1.5), "w2.5": dict(QS, guidance=2.5), "w3": dict(QS, guidance=3.0),
     "dpm10": dict(QS, steps=10), "dpm50": dict(QS, steps=50), "ddim50": dict(QS, sampler="ddim", steps=50),
     "noclip": dict(QS, clip_x0=False),
+    "dpm5": dict(QS, steps=5), "dpm8": dict(QS, steps=8), "dpm10": dict(QS, steps=10), "dpm15": dict(QS, steps=15),
+    "ddim10": dict(QS, sampler="ddim", steps=10), "ddim20": dict(QS, sampler="ddim", steps=20),
+    "dpm10-w1.5": dict(QS, steps=10, guidance=1.5), "dpm10-w2.5": dict(QS, steps=10, guidance=2.5),
+    "dpm10-noclip": dict(QS, steps=10, clip_x0=False),
 }
 
 
@@ -171,13 +179,11 @@ def run_name(name: str, minutes: float | None) -> str:
 
 
 def train(name: str, runs: Path, speed: dict, minutes: float | None, anchor_s: float) -> Path:
-    """Train variant ``name`` for its budget into RUNS/NAME (reused when model.safetensors is there)."""
+    """Train variant ``name`` for its budget into RUNS/NAME (reused once its budget.json is there)."""
     variant = VARIANTS[name]
     out = runs / run_name(name, minutes)
     steps, cpu_minutes = budget_steps(speed, variant, minutes, anchor_s)
-    if (out / "model.safetensors").exists():
-        if not (out / "budget.json").exists():
-            (out / "budget.json").write_text(json.dumps({"steps": steps, "cpu_minutes": cpu_minutes}) + "\n")
+    if (out / "budget.json").exists():  # written once training has finished
         return out
     overrides = [o for o in variant.train if not o.startswith("optim.steps=")] + QUIET
     cmd = [sys.executable, "-m", "tinydiffusion", "train", "--recipe", variant.recipe, "--out", str(out), "--steps", str(steps),
@@ -256,7 +262,7 @@ def score(run: Path, label: str, settings: dict, ref: Reference, n: int) -> dict
 
 
 # ---------------------------------------------------------------------------------------- report
-HEADER = ("| variant | what changed | steps | CPU min | sampler | FD ↓ | FD floor | KID ↓ | precision | recall | "
+HEADER = ("| variant | what changed | steps | CPU min | sampler | FD ↓ | FD floor | KID ×10³ ↓ | precision | recall | "
           "class acc. (guided) | class acc. (w = 1) |\n|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|")
 
 
@@ -267,7 +273,7 @@ def row(name: str, run: Path, result: dict, floor: float) -> str:
     what = VARIANTS[name.split("@")[0]].description + ("" if result["label"] == "default" else f"; sampled {result['label']}")
     return (f"| {name}{'' if result['label'] == 'default' else ' / ' + result['label']} | {what} | {budget['steps']:,} | "
             f"{budget['cpu_minutes']:.2f} | {sampler} | {result['fd']:.3f} | {floor:.3f} | "
-            f"{result['kid']:.4f} ± {result['kid_se']:.4f} | {result['precision']:.3f} | {result['recall']:.3f} | "
+            f"{1e3 * result['kid']:.2f} ± {1e3 * result['kid_se']:.2f} | {result['precision']:.3f} | {result['recall']:.3f} | "
             f"{100 * result['accuracy_guided']:.1f} % | {100 * result['accuracy_unguided']:.1f} % |")
 
 
@@ -331,14 +337,14 @@ def main(args) -> str:
             if minutes is not None and name not in args.curve:
                 continue
             run = train(name, runs, speed, minutes, args.budget_anchor)
-            labels = [("default", sample_settings(run))]
+            labels = [(args.sample_with, SAMPLING[args.sample_with])] if args.sample_with else [("default", sample_settings(run))]
             if minutes is None and name in args.sampling_variants:
-                labels += list(SAMPLING.items())
+                labels += [(k, v) for k, v in SAMPLING.items() if not args.samplers or k in args.samplers]
             for label, settings in labels:
                 result = score(run, label, settings, ref, args.n)
                 lines.append(row(run.name, run, result, floor))
                 log(lines[-1])
-                if label == "default" and name in args.curve:
+                if label == (args.sample_with or "default") and name in args.curve:
                     cpu = json.loads((run / "budget.json").read_text())["cpu_minutes"]
                     points.setdefault(name, []).append((cpu, result["fd"]))
     if points and args.plot:

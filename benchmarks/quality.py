@@ -151,6 +151,9 @@ def main() -> None:
     study.add_argument("--minutes", type=float, nargs="*", default=[], help="extra budgets for the FD-vs-minutes curve")
     study.add_argument("--curve", nargs="*", default=[], help="variants trained at every --minutes budget")
     study.add_argument("--sampling-variants", nargs="*", default=[], help="variants also scored with other samplers")
+    study.add_argument("--samplers", nargs="*", default=[], help="only these of the sampler studies (default: all)")
+    study.add_argument("--sample-with", default=None,
+                       help="score every variant with this sampler study's settings instead of its recipe's")
     study.add_argument("--plot", type=Path, default=None, help="PNG of FD against CPU minutes")
     study.add_argument("--budget-anchor", type=float, default=0.1945,
                        help="seconds per step of today's quickstart on an idle machine (2-core Xeon, 2026-11-30)")
