@@ -1,6 +1,7 @@
 """The quality-per-CPU-minute study behind the ``quickstart`` recipe (``quality.py --suite budget``).
 
-Every variant is the quickstart recipe with a few settings changed, trained for the same number of
+Every variant is 0.1.0's quickstart recipe (``quickstart-0.1.0.toml`` beside this script; the shipped
+recipe has since become the study's winner) with a few settings changed, trained for the same number of
 CPU minutes and scored the same way:
 
 * **Budget.** The budget is what 800 steps of today's (0.1.0) quickstart cost; a variant whose step
@@ -29,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,24 +51,24 @@ from tinydiffusion.viz.grid import to_uint8
 
 #: Steps of today's (0.1.0) quickstart: the budget is what they cost.
 ANCHOR_STEPS = 800
+#: 0.1.0's quickstart recipe, the base of every variant.
+BASE = Path(__file__).with_name("quickstart-0.1.0.toml")
 #: Settings every study run shares: one cheap preview at the end, no TensorBoard, no bar.
 QUIET = ["preview.n=10", "preview.raw=false", "log.tensorboard=off", "log.progress=false", "log.every=100"]
 
 
 @dataclass(frozen=True)
 class Variant:
-    """The quickstart with ``train`` overrides (``--set`` syntax), sampled with ``sample`` settings."""
+    """0.1.0's quickstart with ``train`` overrides (``--set`` syntax)."""
 
     description: str
     train: tuple[str, ...] = ()
-    sample: dict = field(default_factory=dict)
-    recipe: str = "quickstart"
 
 
 QS = dict(sampler="dpm++", steps=20, guidance=2.0, clip_x0=True)  # today's quickstart sampling
 
 VARIANTS: dict[str, Variant] = {
-    "today": Variant("today's quickstart (0.1.0)", ("optim.steps=800",)),
+    "today": Variant("today's quickstart (0.1.0)"),
     # weight averaging
     "ema-rel10": Variant("EMA half-life 10 % of images seen (ramp-up), not a per-step 0.995",
                          ("ema.halflife_images=1e9", "ema.rampup=0.1")),
@@ -95,6 +96,18 @@ VARIANTS: dict[str, Variant] = {
     # data
     "noflip": Variant("no horizontal flips (Fashion-MNIST's shoes all point left)", ("data.hflip=false",)),
     "minsnr5-noflip": Variant("Min-SNR-5 and no flips", ("objective.min_snr_gamma=5.0", "data.hflip=false")),
+    "combo": Variant("Min-SNR-5, no flips, batch 64, lr 3e-3",
+                     ("objective.min_snr_gamma=5.0", "data.hflip=false", "optim.batch_size=64", "optim.lr=3e-3")),
+    "winner-full60k": Variant("Min-SNR-5, no flips, on the full 60,000 training images (needs the idx files)",
+                              ("objective.min_snr_gamma=5.0", "data.hflip=false", "data.spec=fashion-mnist")),
+    "winner-ema-rel10": Variant("Min-SNR-5, no flips, EMA half-life 10 % of images seen",
+                                ("objective.min_snr_gamma=5.0", "data.hflip=false", "ema.halflife_images=1e9",
+                                 "ema.rampup=0.1")),
+    "winner-no-mid-attn": Variant("Min-SNR-5, no flips, no attention in the middle block",
+                                  ("objective.min_snr_gamma=5.0", "data.hflip=false", "model.mid_attention=false")),
+    "minsnr2-noflip": Variant("Min-SNR-2 and no flips", ("objective.min_snr_gamma=2.0", "data.hflip=false")),
+    "minsnr5-noflip-lr3": Variant("Min-SNR-5, no flips, lr 3e-3",
+                                  ("objective.min_snr_gamma=5.0", "data.hflip=false", "optim.lr=3e-3")),
     "full60k": Variant("the full 60,000 Fashion-MNIST training images at 16 px (needs the idx files)",
                        ("data.spec=fashion-mnist",)),
 }
@@ -127,7 +140,7 @@ def calibrate(names: list[str], runs: Path, steps: int, rounds: int) -> dict:
     keys = {network_key(VARIANTS[n]): n for n in names}
     parts = {}
     for key, name in keys.items():
-        cfg = build_config(VARIANTS[name].recipe, overrides=["runtime.device=cpu", *VARIANTS[name].train, *QUIET])
+        cfg = build_config(config_file=BASE, overrides=["runtime.device=cpu", *VARIANTS[name].train, *QUIET])
         parts[key] = setup_run(cfg, torch.device("cpu"), 1)
     times: dict[tuple, list[float]] = {key: [] for key in parts}
     trainers = {key: Trainer(p, runs / "calibration", Dist()) for key, p in parts.items()}
@@ -164,10 +177,7 @@ def budget_steps(speed: dict, variant: Variant, minutes: float | None, anchor_s:
     ``anchor_s`` (today's quickstart's seconds per step on an idle machine) converts steps to minutes.
     """
     ratio = seconds_per_step(speed, variant) / seconds_per_step(speed, VARIANTS["today"])
-    explicit = [o for o in variant.train if o.startswith("optim.steps=")]
-    if explicit:
-        steps = int(explicit[0].split("=", 1)[1])
-    elif minutes is None:
+    if minutes is None:
         steps = max(1, math.floor(ANCHOR_STEPS / ratio))
     else:
         steps = max(1, math.floor(60 * minutes / (ratio * anchor_s)))
@@ -185,8 +195,8 @@ def train(name: str, runs: Path, speed: dict, minutes: float | None, anchor_s: f
     steps, cpu_minutes = budget_steps(speed, variant, minutes, anchor_s)
     if (out / "budget.json").exists():  # written once training has finished
         return out
-    overrides = [o for o in variant.train if not o.startswith("optim.steps=")] + QUIET
-    cmd = [sys.executable, "-m", "tinydiffusion", "train", "--recipe", variant.recipe, "--out", str(out), "--steps", str(steps),
+    overrides = [*variant.train, *QUIET]
+    cmd = [sys.executable, "-m", "tinydiffusion", "train", "--config", str(BASE), "--out", str(out), "--steps", str(steps),
            "--device", "cpu"]
     for o in overrides:
         cmd += ["--set", o]
@@ -304,6 +314,29 @@ def sample_settings(run: Path) -> dict:
     return {k: meta[k] for k in ("sampler", "steps", "guidance", "clip_x0")}
 
 
+def without_output_flags(argv: list[str]) -> list[str]:
+    """The command line without where the runs live and where the table goes (for the table's caption)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--runs", "--write", "--section"):
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def sampled_with(name: str, choices: list[str]) -> str:
+    """The sampler study a variant is scored with: ``VARIANT=LABEL`` for it, else a bare ``LABEL``, else its own."""
+    mapped = dict(c.split("=", 1) for c in choices if "=" in c)
+    bare = [c for c in choices if "=" not in c]
+    label = mapped.get(name, bare[0] if bare else "default")
+    if label != "default" and label not in SAMPLING:
+        raise SystemExit(f"unknown sampler study {label!r}; known: {', '.join(SAMPLING)}")
+    return label
+
+
 def main(args) -> str:
     runs: Path = args.runs
     runs.mkdir(parents=True, exist_ok=True)
@@ -337,21 +370,24 @@ def main(args) -> str:
             if minutes is not None and name not in args.curve:
                 continue
             run = train(name, runs, speed, minutes, args.budget_anchor)
-            labels = [(args.sample_with, SAMPLING[args.sample_with])] if args.sample_with else [("default", sample_settings(run))]
+            own = sampled_with(name, args.sample_with)
+            labels = [(own, SAMPLING[own])] if own != "default" else [("default", sample_settings(run))]
             if minutes is None and name in args.sampling_variants:
                 labels += [(k, v) for k, v in SAMPLING.items() if not args.samplers or k in args.samplers]
             for label, settings in labels:
                 result = score(run, label, settings, ref, args.n)
                 lines.append(row(run.name, run, result, floor))
                 log(lines[-1])
-                if label == (args.sample_with or "default") and name in args.curve:
+                if label == own and name in args.curve:
                     cpu = json.loads((run / "budget.json").read_text())["cpu_minutes"]
                     points.setdefault(name, []).append((cpu, result["fd"]))
     if points and args.plot:
         plot(points, args.plot)
-    device = f"{torch.get_num_threads()} CPU threads"
-    head = (f"Measured {time.strftime('%Y-%m-%d')} ({device}, torch {torch.__version__}); "
-            f"`python benchmarks/quality.py --suite budget -n {args.n}`. Reference: the 10,000 Fashion-MNIST test "
-            f"images at 16 px; FD floor = {args.n:,} real training images against them; the extractor names "
-            f"{100 * ref.ceiling:.1f} % of the real 16-px test images correctly (the ceiling of class accuracy).")
+    from quality import cpu_name  # beside this script
+
+    shown = shlex.join(["python", "benchmarks/quality.py", *without_output_flags(sys.argv[1:])])
+    head = (f"Scored {time.strftime('%Y-%m-%d')} on {cpu_name()} ({torch.get_num_threads()} scoring "
+            f"thread(s), torch {torch.__version__}); `{shown}`. Reference: the 10,000 Fashion-MNIST test images at "
+            f"16 px; FD floor = {args.n:,} real training images against them; the extractor names "
+            f"{100 * ref.ceiling:.2f} % of the real 16-px test images correctly (the ceiling of class accuracy).")
     return "\n".join([head, "", HEADER, *lines])
