@@ -164,8 +164,8 @@ class Trainer:
     def fit(self) -> None:
         cfg, parts = self.cfg, self.parts
         total = parts.total_steps
-        log = RunLogger(self.run_dir, None if self.budgeted else total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
-                        enabled=self.dist.is_main)
+        log = RunLogger(self.run_dir, None if self.budgeted else total, self.step, tensorboard=cfg.log.tensorboard,
+                        progress=cfg.log.progress, enabled=self.dist.is_main)
         if self.dist.is_main:
             ckpt.atomic_write(self.config_path, dumps(cfg).encode())
         budget = TimeBudget(cfg.optim.time_budget_minutes, self.started) if self.budgeted else None
@@ -241,13 +241,15 @@ class Trainer:
                 self._preview(log)
             previewed = time.perf_counter()
             plan = budget.make_plan(self.step, previewed, preview_s=previewed - saved, checkpoint_s=saved - now,
-                                    preview_every=self.cfg.preview.every, checkpoint_every=self.cfg.log.checkpoint_every)
+                                    preview_every=self.cfg.preview.every,
+                                    checkpoint_every=self.cfg.log.checkpoint_every)
             total = broadcast_int(plan.planned_steps, self.dist, self.device)
             self.cfg.optim.steps, self.cfg.optim.time_budget_minutes = total, None  # the saved config: N steps
             self.parts.total_steps = total
             log.plan(total, plan.describe())
             if self.dist.is_main:
-                ckpt.atomic_write(self.run_dir / "time_budget.json", (json.dumps(plan.to_dict(), indent=2) + "\n").encode())
+                plan_json = json.dumps(plan.to_dict(), indent=2) + "\n"
+                ckpt.atomic_write(self.run_dir / "time_budget.json", plan_json.encode())
                 ckpt.atomic_write(self.config_path, dumps(self.cfg).encode())
         elif self.step < total and max_over_processes(int(budget.out_of_time(now)), self.dist):
             log.write(f"tinydiffusion train: warning: this machine slowed down; stopping at step {self.step} of "
