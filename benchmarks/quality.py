@@ -1,6 +1,10 @@
 """Sample quality of recipes, measured as a user would measure it: ``tinydiffusion train`` then ``eval``.
 
     python benchmarks/quality.py [--suite cpu|gpu] [--runs DIR] [-n N] [--write docs/benchmarks.md]
+    python benchmarks/quality.py --suite budget --calibrate            # seconds per step, on an idle machine
+    python benchmarks/quality.py --suite budget -n 5000 [--variants ...] [--write docs/benchmarks.md]
+
+``--suite budget`` is the quality-per-CPU-minute study behind the quickstart (see ``budget.py``).
 
 Each case trains a recipe into ``RUNS/NAME`` (or reuses the run when ``model.safetensors`` is already
 there) and evaluates it with several sampler settings through ``tinydiffusion eval`` with the project's
@@ -41,12 +45,12 @@ SUITES = {
     # comparison with seed 000's recipe as the seed wrote it (both scored against full Fashion-MNIST).
     "cpu": [
         Case("quickstart", ["--recipe", "quickstart"], [
-            ["--sampler", "dpm++", "--steps", "10", "--guidance", "2"],
+            ["--sampler", "dpm++", "--steps", "10", "--guidance", "2"],  # the recipe's own sampler
             ["--sampler", "dpm++", "--steps", "20", "--guidance", "2"],
             ["--sampler", "ddpm", "--steps", "1000", "--guidance", "2"],
-            ["--sampler", "dpm++", "--steps", "20", "--guidance", "1"],
-            ["--sampler", "dpm++", "--steps", "20", "--guidance", "3"],
-            ["--sampler", "dpm++", "--steps", "20", "--guidance", "2", "--reference", "fashion-mnist"],
+            ["--sampler", "dpm++", "--steps", "10", "--guidance", "1"],
+            ["--sampler", "dpm++", "--steps", "10", "--guidance", "3"],
+            ["--sampler", "dpm++", "--steps", "10", "--guidance", "2", "--reference", "fashion-mnist"],
         ]),
         Case("dli-fashion16", ["--recipe", "dli-fashion16"], [
             ["--reference", "fashion-mnist"],
@@ -132,16 +136,47 @@ def write_section(path: Path, suite: str, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=sorted(SUITES), default="gpu" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--runs", type=Path, default=Path("runs/quality"), help="where the runs live")
+    parser.add_argument("--suite", choices=sorted([*SUITES, "budget"]),
+                        default="gpu" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--runs", type=Path, default=None, help="where the runs live (default runs/quality or "
+                                                                 "runs/budget)")
     parser.add_argument("-n", type=int, default=1000, help="generated (and real) images per evaluation")
     parser.add_argument("--write", type=Path, default=None, help="the Markdown file to update")
+    parser.add_argument("--section", default=None,
+                        help="the marker to write between (<!-- quality:SECTION -->; default: the suite)")
+    study = parser.add_argument_group("--suite budget")
+    study.add_argument("--calibrate", action="store_true", help="measure seconds per step (idle machine) and stop")
+    study.add_argument("--calibration-steps", type=int, default=10)
+    study.add_argument("--calibration-rounds", type=int, default=3)
+    study.add_argument("--variants", nargs="+", help="variants to train and score (default: all)")
+    study.add_argument("--train-only", action="store_true", help="train the variants' runs, score nothing")
+    study.add_argument("--minutes", type=float, nargs="*", default=[], help="extra budgets for the FD-vs-minutes curve")
+    study.add_argument("--curve", nargs="*", default=[], help="variants trained at every --minutes budget")
+    study.add_argument("--sampling-variants", nargs="*", default=[], help="variants also scored with other samplers")
+    study.add_argument("--samplers", nargs="*", default=[], help="only these of the sampler studies (default: all)")
+    study.add_argument("--sample-with", nargs="*", default=[], metavar="[VARIANT=]LABEL",
+                       help="score variants with a sampler study's settings instead of their recipe's: "
+                            "LABEL for all, VARIANT=LABEL for one")
+    study.add_argument("--plot", type=Path, default=None, help="PNG of FD against CPU minutes")
+    study.add_argument("--budget-anchor", type=float, default=0.1945,
+                       help="seconds per step of today's quickstart on an idle machine (2-core Xeon, 2026-11-30)")
     args = parser.parse_args()
+    if args.suite == "budget":
+        import budget  # benchmarks/budget.py, beside this script
+
+        args.runs = args.runs or Path("runs/budget")
+        text = budget.main(args)
+        if text:
+            print(text)
+            if args.write:
+                write_section(args.write, args.section or args.suite, text)
+        return
+    args.runs = args.runs or Path("runs/quality")
     rows = [row for case in SUITES[args.suite] for row in evaluate_case(case, args.runs, args.n)]
     text = table(rows, args.suite, args.n)
     print(text)
     if args.write:
-        write_section(args.write, args.suite, text)
+        write_section(args.write, args.section or args.suite, text)
 
 
 if __name__ == "__main__":

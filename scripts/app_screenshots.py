@@ -98,7 +98,7 @@ def main() -> None:
         paths.append(Path(args.training_run))
     registry = RunRegistry(paths, "cpu")
     image_run, points_run = list(registry.runs)[:2]
-    training_run = list(registry.runs)[-1]
+    training_run = list(registry.runs)[2] if args.training_run else image_run
     server = start(registry, quiet=True)
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"

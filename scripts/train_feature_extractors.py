@@ -9,7 +9,8 @@ a seeded, class-stratified 20 % of the tiles is held out for testing, as the set
 Augmentation per sample: a random shift of up to 2 px (replicated border), a horizontal flip where it
 keeps the class (not for digits), and with probability ½ a round trip through 16 px (down by
 antialiased bilinear or by area averaging, back up by the classifier's own resize) so that 16-px
-generated samples are in distribution. Adam with a one-cycle learning rate, batch 128, cross-entropy.
+generated samples are in distribution. AdamW with a one-cycle learning rate, batch 128, cross-entropy
+with label smoothing, dropout before the head. Each epoch prints the test accuracy at both sizes.
 Everything random is drawn from generators seeded by ``--seed``; with the same torch build and thread
 count the weights are reproducible.
 
@@ -50,12 +51,20 @@ class Family:
     epochs: int
     hflip: bool
     learning_rate: float = 2e-3
+    widths: tuple[int, int, int] = (32, 64, 128)
+    convs: tuple[int, int, int] = (2, 2, 2)
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
 
 
 FAMILIES = {
-    "fashion-mnist": Family("fashion-mnist", 28, epochs=5, hflip=True),
-    "mnist": Family("mnist", 28, epochs=2, hflip=False),
-    "dcss-tiles": Family("dcss-tiles", 32, epochs=30, hflip=True),
+    # Fashion-MNIST's judge must tell a 16-px shirt from a pullover: two convolutions per stage, and
+    # regularised (dropout, weight decay, label smoothing) for the 20 epochs it needs to pass 93 % / 91 %.
+    "fashion-mnist": Family("fashion-mnist", 28, epochs=20, hflip=True, convs=(2, 2, 2), dropout=0.3,
+                            weight_decay=0.05, label_smoothing=0.1),
+    "mnist": Family("mnist", 28, epochs=2, hflip=False, convs=(2, 2, 1)),
+    "dcss-tiles": Family("dcss-tiles", 32, epochs=30, hflip=True, convs=(2, 2, 1)),
 }
 
 
@@ -132,10 +141,11 @@ def train(name: str, family: Family, *, epochs: int, seed: int) -> tuple[DomainC
     generator = torch.Generator().manual_seed(seed)
     data = load_split(family, seed)
     config = ClassifierConfig(in_channels=data.train_x.shape[1], num_classes=len(data.class_names),
-                              input_size=family.input_size)
+                              input_size=family.input_size, widths=family.widths, convs=family.convs,
+                              dropout=family.dropout)
     model = DomainClassifier(config).to(memory_format=torch.channels_last)
     steps_per_epoch = -(-len(data.train_x) // BATCH)
-    optimizer = torch.optim.Adam(model.parameters(), lr=family.learning_rate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=family.learning_rate, weight_decay=family.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=family.learning_rate,
                                                    total_steps=epochs * steps_per_epoch)
     start = time.perf_counter()
@@ -146,15 +156,17 @@ def train(name: str, family: Family, *, epochs: int, seed: int) -> tuple[DomainC
         for i in range(steps_per_epoch):
             rows = order[i * BATCH:(i + 1) * BATCH]
             x = augment(data.train_x[rows], family, generator).contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(x), data.train_y[rows])
+            loss = F.cross_entropy(model(x), data.train_y[rows], label_smoothing=family.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             total += float(loss.detach())
-        print(f"{name}: epoch {epoch + 1}/{epochs} loss {total / steps_per_epoch:.4f} "
+        print(f"{name}: epoch {epoch + 1}/{epochs} loss {total / steps_per_epoch:.4f}, test accuracy "
+              f"{accuracy(model, data.test_x, data.test_y):.4f} (native) "
+              f"{accuracy(model, data.test_x16, data.test_y):.4f} (16 px) "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start  # includes the per-epoch test passes
     model = model.to(memory_format=torch.contiguous_format).eval()
     metadata = {
         "dataset": family.spec,

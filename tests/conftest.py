@@ -47,3 +47,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     assert main(tiny_args(out, 3)) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run of seed 002's context network on the bundled tiles (6-dim context vectors, RGB)."""
+    from tinydiffusion.cli.main import main
+
+    out = tmp_path_factory.mktemp("runs") / "context"
+    assert main(["train", "--recipe", "dlai-tiles", "--out", str(out), "--steps", "2", "--batch-size", "8",
+                 "--set", "model.n_feat=16", "--set", "data.n=32", "--set", "preview.n=4", "--set", "sample.steps=2",
+                 "--set", "log.tensorboard=off", "--set", "log.progress=false", "--set", "log.every=1"]) == 0
+    return out

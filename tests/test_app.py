@@ -88,16 +88,6 @@ def outbound():
 
 
 @pytest.fixture(scope="module")
-def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Seed 002's context network, tiny, on the bundled tiles: 6-dim context vectors, RGB."""
-    out = tmp_path_factory.mktemp("runs") / "context"
-    assert main(["train", "--recipe", "dlai-tiles", "--out", str(out), "--steps", "2", "--batch-size", "8",
-                 "--set", "model.n_feat=16", "--set", "data.n=32", "--set", "preview.n=4", "--set", "sample.steps=2",
-                 "--set", "log.tensorboard=off", "--set", "log.progress=false", "--set", "log.every=1"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def points_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seed 004's S-curve recipe, tiny (T = 100)."""
     out = tmp_path_factory.mktemp("runs") / "curve"

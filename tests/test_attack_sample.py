@@ -16,16 +16,6 @@ from tinydiffusion.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny run of seed 002's context network (6-dim context vectors)."""
-    out = tmp_path_factory.mktemp("runs") / "context"
-    assert main(["train", "--recipe", "dlai-tiles", "--out", str(out), "--steps", "2", "--batch-size", "8",
-                 "--set", "model.n_feat=16", "--set", "data.n=32", "--set", "preview.n=4", "--set", "sample.steps=2",
-                 "--set", "log.tensorboard=off", "--set", "log.progress=false", "--set", "log.every=1"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def points_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny 2-D point run (seed 004's S-curve)."""
     out = tmp_path_factory.mktemp("runs") / "points"

@@ -45,16 +45,6 @@ def uncond_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "context"
-    args = ["train", "--recipe", "dlai-tiles", "--out", str(out), "--steps", "2", "--batch-size", "8",
-            "--set", "model.n_feat=16", "--set", "data.n=32", "--set", "preview.n=4", "--set", "sample.steps=2",
-            "--set", "log.tensorboard=off", "--set", "log.progress=false", "--set", "log.every=1"]
-    assert main(args) == 0
-    return out
-
-
 # ------------------------------------------------------------------ train
 @pytest.mark.parametrize("args, needles", [
     (["train", "--recipe", "nope"], ["unknown recipe 'nope'"]),

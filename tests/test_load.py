@@ -18,15 +18,15 @@ from tinydiffusion.viz import to_uint8
 def test_load_sample_equals_the_cli_for_the_same_seed(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "x.npz"
     assert main(["sample", str(tiny_run), "--class", "7", "-n", "5", "--guidance", "3", "--steps", "3",
-                 "--seed", "4", "--out", str(out)]) == 0
+                 "--seed", "4", "--clip-x0", "--out", str(out)]) == 0
     run = tinydiffusion.load(tiny_run)
-    images = run.sample(5, classes=[7], guidance=3, steps=3, seed=4)
+    images = run.sample(5, classes=[7], guidance=3, steps=3, seed=4, clip_x0=True)
     assert images.shape == (5, 1, 16, 16) and images.dtype == torch.float32
-    assert -1 <= float(images.min()) and float(images.max()) <= 1  # the quickstart clips x̂₀
+    assert -1 <= float(images.min()) and float(images.max()) <= 1  # clipped x̂₀ keeps DPM-Solver++ inside
     saved = np.load(out)
     np.testing.assert_array_equal(to_uint8(images), saved["images"])
     assert saved["labels"].tolist() == [7] * 5
-    # and with the run's own defaults (its sampler, 20 steps, guidance 2, one block of rows per class)
+    # and with the run's own defaults (its sampler, steps and guidance, one block of rows per class)
     default = tmp_path / "d.npz"
     assert main(["sample", str(tiny_run), "-n", "12", "--out", str(default)]) == 0
     np.testing.assert_array_equal(to_uint8(run.sample(12)), np.load(default)["images"])

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # test accuracies documented in docs/metrics.md (native size, 16 px); the tests allow a small margin
 # because they use a few hundred test images, not the whole test set
-DOCUMENTED = {"fashion-mnist": (0.90, 0.89), "mnist": (0.99, 0.99), "dcss-tiles": (0.89, 0.88)}
+DOCUMENTED = {"fashion-mnist": (0.93, 0.91), "mnist": (0.99, 0.99), "dcss-tiles": (0.89, 0.88)}
 MARGIN = 0.04
 N_TEST = 500
 
@@ -40,7 +40,7 @@ def _test_images(name: str, size: int | None):
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_shipped_extractor_loads_and_classifies_held_out_images(name):
     path = shipped_weights_path(name)
-    assert path.stat().st_size < 1_000_000
+    assert path.stat().st_size < 1_500_000  # small enough to ship in the wheel
     extractor = get_extractor(name)
     meta = extractor.metadata
     assert meta["dataset"] == name and extractor.name == name

@@ -29,7 +29,7 @@ def _parts(recipe: str, *overrides: str) -> SimpleNamespace:
     ("dlai-tiles", "ddim", 20),        # 500 DDPM steps
     ("hf-mnist-unet2d", "ddim", 20),   # 1,000 DDPM steps
     ("hf-mnist-basic", "x0-step", 5),  # its own 5-step sampler is faster than anything else
-    ("quickstart", "dpm++", 20),       # DPM-Solver++ in 20 steps: its own
+    ("quickstart", "dpm++", 10),       # DPM-Solver++ in 10 steps: its own
     ("dli-fashion16", "ddpm", 150),    # the recipe asks for the seed's own sampler, for its strips
 ])
 def test_previews_sample_fast_unless_the_recipe_says_otherwise(recipe: str, sampler: str, steps: int) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import ScheduleWarning, UserError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Public name -> the submodule that defines it.
 _LAZY = {

@@ -92,17 +92,29 @@ class OptimConfig:
     batch_size: int = 128  #: images per optimiser step, over all processes
     steps: int | None = None  #: optimiser steps (or give epochs)
     epochs: float | None = None  #: passes over the data (converted to steps)
+    #: Train for this many minutes of wall-clock time instead (it wins over steps and epochs): the run
+    #: measures its own speed over the first steps and plans the step count (and so the learning-rate
+    #: schedule) to end on time; the plan becomes ``steps`` in the saved config.toml.
+    time_budget_minutes: float | None = None
 
 
 @dataclass
 class EMAConfig:
-    """Exponential moving average of the weights; what ``model.safetensors`` holds when enabled."""
+    """Exponential moving average of the weights; what ``model.safetensors`` holds when enabled.
+
+    Its length is either a per-step ``decay`` (with an optional warm-up) or, when ``halflife_images``
+    is set, a half-life counted in training images with a ramp-up (Karras et al. 2022, 2024): the
+    half-life is at most ``rampup`` × the images seen so far, so the average never reaches back
+    further than a fixed share of the run, whatever its length.
+    """
 
     enabled: bool = True
-    decay: float = 0.999  #: the largest decay
+    decay: float = 0.999  #: the largest per-step decay
     #: decay_s = min(decay, (1 + s)/(10 + s)): an early EMA follows the weights closely instead of
     #: averaging in the noise of initialisation (short runs sample from a useful EMA).
     warmup: bool = True
+    halflife_images: float | None = None  #: half-life of the average in training images (replaces decay)
+    rampup: float | None = None  #: with halflife_images: cap the half-life at rampup × images seen
 
 
 @dataclass
@@ -182,7 +194,8 @@ class TrainConfig:
 SECTIONS = ("data", "model", "schedule", "objective", "optim", "ema", "sample", "preview", "log", "runtime")
 #: The command-line flags of ``tinydiffusion train`` that set a setting (for messages that name what the user gave).
 FLAG_NAMES = {"data.spec": "--data", "optim.steps": "--steps", "optim.epochs": "--epochs",
-              "optim.batch_size": "--batch-size", "runtime.device": "--device", "runtime.seed": "--seed"}
+              "optim.batch_size": "--batch-size", "runtime.device": "--device", "runtime.seed": "--seed",
+              "optim.time_budget_minutes": "--time-budget"}
 
 
 # ---------------------------------------------------------------------------------------- recipes
@@ -338,9 +351,11 @@ def build_config(
         merge(cfg, {section: {key: value}} if section else {key: value}, "flags")
         given[section_key] = FLAG_NAMES.get(section_key, section_key)
         if section_key == "optim.steps":
-            cfg.optim.epochs = None
+            cfg.optim.epochs = cfg.optim.time_budget_minutes = None
         elif section_key == "optim.epochs":
-            cfg.optim.steps = None
+            cfg.optim.steps = cfg.optim.time_budget_minutes = None
+        elif section_key == "optim.time_budget_minutes":
+            cfg.optim.steps = cfg.optim.epochs = None
     for text in overrides or []:
         override = parse_override(text)
         merge(cfg, override, "--set")
@@ -357,6 +372,8 @@ _BOUNDS = (
     ("optim.steps", 1, None, True), ("optim.epochs", 0, None, False), ("optim.batch_size", 1, None, True),
     ("optim.lr", 0, MAX_LR, False), ("optim.weight_decay", 0, None, True), ("optim.warmup_steps", 0, None, True),
     ("optim.grad_clip", 0, None, True), ("optim.grad_accum", 1, None, True),
+    ("optim.time_budget_minutes", 0, None, False),
+    ("ema.halflife_images", 0, None, False), ("ema.rampup", 0, None, False),
     ("objective.cond_drop_prob", 0, 1, True), ("objective.min_snr_gamma", 0, None, False),
     ("schedule.timesteps", 1, 1_000_000, True), ("schedule.beta_start", 0, 1, False), ("schedule.beta_end", 0, 1, False),
     ("data.image_size", 1, 4096, True), ("data.n", 1, None, True),
@@ -405,8 +422,9 @@ def validate(cfg: TrainConfig, given: dict[str, str] | None = None) -> None:
         return given.get(key, key)
 
     o = cfg.optim
-    if o.steps is None and o.epochs is None:
-        raise UserError("say how long to train: optim.steps or optim.epochs (--steps N or --epochs N)")
+    if o.steps is None and o.epochs is None and o.time_budget_minutes is None:
+        raise UserError("say how long to train: optim.steps, optim.epochs or optim.time_budget_minutes "
+                        "(--steps N, --epochs N or --time-budget MINUTES)")
     for key, low, high, inclusive in _BOUNDS:
         _check_number(_get(cfg, key), low, high, inclusive, label(key))
     if len(o.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):

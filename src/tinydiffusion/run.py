@@ -141,8 +141,8 @@ class Run(LoadedModel):
                spacing: str | None = None, variance: str | None = None, clip_x0: bool | None = None, seed: int = 0,
                batch_size: int = 256, progress: bool | None = None,
                callback: Callable[[SamplerStep], None] | None = None) -> Tensor:
-        """``n`` samples as a float32 CPU tensor in [−1, 1] (mapped from the run's ``data.range``): (n, C, H, W)
-        images or (n, D) points.
+        """``n`` samples as a float32 CPU tensor on the [−1, 1] scale (mapped from the run's ``data.range``;
+        inside it when x̂₀ is clipped): (n, C, H, W) images or (n, D) points.
 
         Everything not given comes from the run: its sampler and settings (:meth:`settings`), its
         guidance weight, schedule and prediction type; conditions are laid out by :meth:`conditions`. Sample i uses seed ``seed + i`` whatever ``batch_size`` is. ``guidance`` is

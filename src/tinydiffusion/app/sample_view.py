@@ -175,4 +175,4 @@ def trajectory_frame(trajectory: Trajectory, k: float) -> Image.Image:
     grids = [make_grid(x[k], nrow=trajectory.per_row, scale=trajectory.scale)
              for x in (trajectory.x_t, trajectory.x0_hat)]
     t = trajectory.timesteps[k]
-    return image_table([grids], None, [f"x_t at t={t:g}", "predicted x0"], gap=12)
+    return image_table([grids], None, [f"network input x_t (t = {t:g})", "predicted x̂₀"], gap=12)

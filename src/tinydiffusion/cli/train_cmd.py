@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimiser steps")
     length.add_argument("--epochs", type=float, help="passes over the data")
+    length.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="train for this many minutes: the run times its first steps and plans the step count "
+                             "(and the learning-rate schedule) to end on time")
     p.add_argument("--batch-size", type=int, help="images per optimiser step (over all processes)")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, help="seed of data order, noise and timesteps")
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "data.spec": args.data,
         "optim.steps": args.steps,
         "optim.epochs": args.epochs,
+        "optim.time_budget_minutes": args.time_budget,
         "optim.batch_size": args.batch_size,
         "runtime.device": args.device,
         "runtime.seed": args.seed,

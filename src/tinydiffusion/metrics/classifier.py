@@ -5,11 +5,11 @@ garment is far outside what they describe. Like TF-GAN's ``mnist_frechet_distanc
 "Fréchet LeNet Distance", tinydiffusion instead trains one small classifier per dataset family
 (``scripts/train_feature_extractors.py``) and measures distances in its feature space.
 
-Network (C input channels, S canonical input size, widths w₁ < w₂ < w₃):
+Network (C input channels, S canonical input size, widths w₁ < w₂ < w₃, convolutions per stage n₁, n₂, n₃):
 
-    resize to S×S (bilinear, antialiased)  →  [conv3×3 → BN → ReLU] ×2 at w₁ → max-pool 2
-    →  [conv3×3 → BN → ReLU] ×2 at w₂ → max-pool 2  →  conv3×3 → BN → ReLU at w₃
-    →  global average pool  = features (w₃-d)  →  linear → logits
+    resize to S×S (bilinear, antialiased)  →  [conv3×3 → BN → ReLU] ×n₁ at w₁ → max-pool 2
+    →  [conv3×3 → BN → ReLU] ×n₂ at w₂ → max-pool 2  →  [conv3×3 → BN → ReLU] ×n₃ at w₃
+    →  global average pool  = features (w₃-d)  →  dropout → linear → logits
 
 Inputs are float images (N, C, H, W) in [−1, 1] of any size: the resize happens inside, so 16-px
 samples and 28-px data go through the same code path.
@@ -31,18 +31,21 @@ class ClassifierConfig:
     num_classes: int
     input_size: int
     widths: tuple[int, int, int] = (32, 64, 128)
+    convs: tuple[int, int, int] = (2, 2, 2)  #: convolutions per stage
+    dropout: float = 0.0  #: on the features, before the linear head (training only)
 
     def to_dict(self) -> dict:
-        """JSON-able form (``widths`` as a list)."""
+        """JSON-able form (tuples as lists)."""
         out = asdict(self)
-        out["widths"] = list(self.widths)
+        out["widths"], out["convs"] = list(self.widths), list(self.convs)
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
         """Inverse of :meth:`to_dict`."""
+        convs = tuple(int(n) for n in d.get("convs", (2, 2, 1)))  # files from 0.1.0 had 2, 2, 1 convolutions
         return cls(int(d["in_channels"]), int(d["num_classes"]), int(d["input_size"]),
-                   tuple(int(w) for w in d["widths"]))
+                   tuple(int(w) for w in d["widths"]), convs, float(d.get("dropout", 0.0)))
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -62,13 +65,17 @@ class DomainClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         self.config = config
-        w1, w2, w3 = config.widths
-        self.body = nn.Sequential(
-            *_conv_bn_relu(config.in_channels, w1), *_conv_bn_relu(w1, w1), nn.MaxPool2d(2),
-            *_conv_bn_relu(w1, w2), *_conv_bn_relu(w2, w2), nn.MaxPool2d(2),
-            *_conv_bn_relu(w2, w3),
-        )
-        self.head = nn.Linear(w3, config.num_classes)
+        layers: list[nn.Module] = []
+        c_in = config.in_channels
+        for stage, (width, n) in enumerate(zip(config.widths, config.convs)):
+            if stage > 0:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(n):
+                layers += _conv_bn_relu(c_in, width)
+                c_in = width
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(c_in, config.num_classes)
 
     @property
     def feature_dim(self) -> int:
@@ -83,4 +90,4 @@ class DomainClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits (N, num_classes)."""
-        return self.head(self.features(x))
+        return self.head(self.dropout(self.features(x)))

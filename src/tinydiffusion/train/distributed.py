@@ -67,11 +67,18 @@ def agree_on_signal(signum: int, d: Dist) -> int:
 
     Called by every process at the end of every step, so that all stop together at the same step and
     none enters a collective (a checkpoint's health check, the next step's gradient all-reduce) alone.
+    """
+    return max_over_processes(signum, d)
+
+
+def max_over_processes(value: int, d: Dist) -> int:
+    """The largest of ``value`` over all processes, the same on every process (itself when alone).
+
     One all-reduce of one integer on the CPU (a gloo group beside NCCL): no GPU synchronisation.
     """
     if not d.enabled:
-        return signum
-    t = torch.tensor([signum], dtype=torch.int64)
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=d.host_group)
     return int(t.item())
 
@@ -92,6 +99,15 @@ def sync_batchnorm(model: nn.Module, device: torch.device, d: Dist) -> nn.Module
                       f"each of the {d.world_size} processes normalises by its own 1/{d.world_size} of the batch, "
                       "so the run differs from one process with the whole batch", stacklevel=2)
     return model
+
+
+def broadcast_int(value: int, d: Dist, device: torch.device) -> int:
+    """Rank 0's ``value`` on every process (e.g. a step count that rank 0 planned)."""
+    if not d.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
 
 
 def shutdown(d: Dist) -> None:

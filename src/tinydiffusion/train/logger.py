@@ -30,7 +30,7 @@ COLUMNS = ("step", "epoch", "loss", "lr", "images_per_s", "grad_norm", "elapsed_
 class RunLogger:
     """Appends rows to ``log.csv`` (and TensorBoard scalars), and drives a tqdm bar (images/s, loss, ETA)."""
 
-    def __init__(self, run_dir: Path, total_steps: int, start_step: int, *, tensorboard: str, progress: bool,
+    def __init__(self, run_dir: Path, total_steps: int | None, start_step: int, *, tensorboard: str, progress: bool,
                  enabled: bool):
         self.enabled = enabled
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr,
@@ -45,6 +45,12 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=start_step or None)
+
+    def plan(self, total_steps: int, message: str) -> None:
+        """Show the planned length of a ``--time-budget`` run on the bar and say how it was planned."""
+        self.bar.total = total_steps
+        self.bar.refresh()
+        self.write(f"tinydiffusion train: {message}")
 
     def advance(self, steps: int = 1) -> None:
         self.bar.update(steps)

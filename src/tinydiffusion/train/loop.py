@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -31,7 +32,9 @@ from ..errors import Interrupted, UserError
 from ..models.dropout import DropoutSource, dropout_from
 from ..rng import BatchRandom, SeededNoise
 from ..value_range import parse_range
-from .distributed import Dist, agree_on_signal, all_mean, init_distributed, shutdown, sync_batchnorm
+from .budget import TimeBudget
+from .distributed import (Dist, agree_on_signal, all_mean, broadcast_int, init_distributed, max_over_processes,
+                          shutdown, sync_batchnorm)
 from .ema import EMA
 from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
@@ -57,6 +60,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ``resume`` continues from the newest checkpoint in the run directory. The main process holds the
     run directory's lock (:mod:`.rundir`) from before anything is written until training ends.
     """
+    started = time.perf_counter()  # a --time-budget counts from here
     tensorboard_wanted(cfg.log.tensorboard)  # "on" without the package: one clear error before anything is made
     device_kind = "cpu" if cfg.runtime.device == "cpu" or not torch.cuda.is_available() else "cuda"
     dist = init_distributed(device_kind)
@@ -69,7 +73,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
         parts = setup_run(cfg, device, dist.world_size)
-        trainer = Trainer(parts, run_dir, dist)
+        trainer = Trainer(parts, run_dir, dist, started=started)
         if resume:
             changes = provenance.check_resume(run_dir, cfg)
             trainer.restore()
@@ -78,8 +82,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 provenance.report_changes(run_dir, trainer.step, changes)
         if dist.is_main:
             params = sum(p.numel() for p in parts.model.parameters())
+            length = (f"{cfg.optim.time_budget_minutes:g} minutes" if trainer.budgeted
+                      else f"{parts.total_steps:,} steps")
             print(f"tinydiffusion train: {cfg.recipe} -> {run_dir}: {cfg.model.name} ({params:,} params) on "
-                  f"{parts.dataset.name} ({len(parts.dataset):,} samples), {parts.total_steps:,} steps on "
+                  f"{parts.dataset.name} ({len(parts.dataset):,} samples), {length} on "
                   f"{device}" + (f" x {dist.world_size} processes" if dist.enabled else ""), file=sys.stderr)
         trainer.fit()
         return run_dir
@@ -91,7 +97,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 class Trainer:
     """Owns the live objects of a run and the loop over optimiser steps."""
 
-    def __init__(self, parts: RunParts, run_dir: Path, dist: Dist):
+    def __init__(self, parts: RunParts, run_dir: Path, dist: Dist, *, started: float | None = None):
         self.parts = parts  # data, network, schedule and loss of the run
         self.cfg: TrainConfig = parts.cfg
         self.run_dir = run_dir
@@ -104,7 +110,9 @@ class Trainer:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: what is saved, averaged and sampled
-        self.ema = EMA(model, self.cfg.ema.decay, self.cfg.ema.warmup) if self.cfg.ema.enabled else None
+        e = self.cfg.ema
+        self.ema = EMA(model, e.decay, e.warmup, halflife_images=e.halflife_images, rampup=e.rampup,
+                       batch_images=self.cfg.optim.batch_size) if e.enabled else None
         self.dropout_source = DropoutSource(rt.seed, self.cfg.optim.batch_size)
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = DistributedDataParallel(model, device_ids=ids) if dist.enabled else None
@@ -114,6 +122,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.config_path = run_dir / provenance.CONFIG_FILE  # a resume records its config in its own file
+        self.started = time.perf_counter() if started is None else started
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------------ construction
@@ -144,6 +153,9 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed_s", 0.0))
         restore_rng(state, self.device)
+        if self.budgeted:  # a budgeted run resumes the plan written into its config.toml
+            raise UserError(f"--time-budget plans a new run; to continue {self.run_dir}, resume without it "
+                            "(the planned step count is in its config.toml) or ask for more with --steps N")
         if self.step >= self.parts.total_steps:
             raise UserError(f"the run in {self.run_dir} already finished {self.step} steps; ask for more with "
                             f"--steps N (N > {self.step})")
@@ -152,10 +164,11 @@ class Trainer:
     def fit(self) -> None:
         cfg, parts = self.cfg, self.parts
         total = parts.total_steps
-        log = RunLogger(self.run_dir, total, self.step, tensorboard=cfg.log.tensorboard, progress=cfg.log.progress,
-                        enabled=self.dist.is_main)
+        log = RunLogger(self.run_dir, None if self.budgeted else total, self.step, tensorboard=cfg.log.tensorboard,
+                        progress=cfg.log.progress, enabled=self.dist.is_main)
         if self.dist.is_main:
             ckpt.atomic_write(self.config_path, dumps(cfg).encode())
+        budget = TimeBudget(cfg.optim.time_budget_minutes, self.started) if self.budgeted else None
         self.previews = Previews(parts, log.write)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
         batches = make_batches(parts.dataset, cfg.optim.batch_size, device=self.device, seed=cfg.runtime.seed,
@@ -177,6 +190,10 @@ class Trainer:
                     self.step += 1
                     window_steps += 1
                     log.advance()
+                    if budget is not None:
+                        total = self._follow_budget(budget, total, health, log)
+                        self.previews.replan(total)
+                        ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
                     last = self.step == total
                     if self.step % cfg.log.every == 0 or last:
                         now = time.perf_counter()
@@ -203,6 +220,42 @@ class Trainer:
                     ckpt.atomic_write(self.config_path, dumps(cfg).encode())
             finally:
                 log.close()
+
+    @property
+    def budgeted(self) -> bool:
+        """True for a run that plans its length from ``optim.time_budget_minutes``."""
+        return self.cfg.optim.time_budget_minutes is not None
+
+    def _follow_budget(self, budget: TimeBudget, total: int, health: torch.Tensor, log: RunLogger) -> int:
+        """Calibrate, plan and keep to the deadline of a ``--time-budget`` run; returns the step count."""
+        now = time.perf_counter()
+        if budget.plan is None:
+            budget.step_done(now)
+            if not budget.calibrated:
+                return total
+            # The first checkpoint and preview, timed, so the plan knows what the later ones cost.
+            self._check_health(health)
+            self._save()
+            saved = time.perf_counter()
+            if self.dist.is_main:
+                self._preview(log)
+            previewed = time.perf_counter()
+            plan = budget.make_plan(self.step, previewed, preview_s=previewed - saved, checkpoint_s=saved - now,
+                                    preview_every=self.cfg.preview.every,
+                                    checkpoint_every=self.cfg.log.checkpoint_every)
+            total = broadcast_int(plan.planned_steps, self.dist, self.device)
+            self.cfg.optim.steps, self.cfg.optim.time_budget_minutes = total, None  # the saved config: N steps
+            self.parts.total_steps = total
+            log.plan(total, plan.describe())
+            if self.dist.is_main:
+                plan_json = json.dumps(plan.to_dict(), indent=2) + "\n"
+                ckpt.atomic_write(self.run_dir / "time_budget.json", plan_json.encode())
+                ckpt.atomic_write(self.config_path, dumps(self.cfg).encode())
+        elif self.step < total and max_over_processes(int(budget.out_of_time(now)), self.dist):
+            log.write(f"tinydiffusion train: warning: this machine slowed down; stopping at step {self.step} of "
+                      f"{total} to end within the time budget (the learning rate had not finished decaying)")
+            total = self.parts.total_steps = self.cfg.optim.steps = self.step
+        return total
 
     def train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm.

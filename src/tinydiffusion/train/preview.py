@@ -126,12 +126,18 @@ class Previews:
         cfg = parts.cfg
         self.settings = preview_settings(parts)
         self.total = parts.total_steps
-        self.every = cfg.preview.every or max(1, self.total // 4)
+        self.cfg_every = cfg.preview.every
+        self.every = self.cfg_every or max(1, self.total // 4)
         self.max_share = cfg.preview.max_share
         self.notify = notify
         self.started = time.perf_counter()
         self.spent = 0.0
         self.skipped = 0
+
+    def replan(self, total: int) -> None:
+        """Follow a new step count (a ``--time-budget`` run plans its length after its first steps)."""
+        self.total = total
+        self.every = self.cfg_every or max(1, total // 4)
 
     def due(self, step: int) -> bool:
         """A preview at ``step``: every ``every`` steps while within the share, and always at the end."""

@@ -25,6 +25,11 @@ from ..schedule import NoiseSchedule
 from ..value_range import DEFAULT_RANGE, parse_range
 
 
+#: The step count of a --time-budget run before it is planned: large enough that the learning-rate
+#: schedule (past its warm-up) stays at its peak and no preview or checkpoint falls due.
+UNPLANNED_STEPS = 10**9
+
+
 @dataclass
 class RunParts:
     """Everything the loop needs, built once."""
@@ -141,7 +146,9 @@ def setup_run(cfg: TrainConfig, device: torch.device, world_size: int) -> RunPar
     torch.manual_seed(cfg.runtime.seed)  # the initial weights follow the run's seed
     model = build_model(cfg.model.name, cfg.model.params)
     steps_per_epoch = len(dataset) / cfg.optim.batch_size
-    if cfg.optim.steps is not None:
+    if cfg.optim.time_budget_minutes is not None:
+        total = UNPLANNED_STEPS  # until the first steps have been timed (train/budget.py)
+    elif cfg.optim.steps is not None:
         total = cfg.optim.steps
     else:
         total = max(1, math.ceil(cfg.optim.epochs * steps_per_epoch))
