@@ -3,7 +3,7 @@
 The firm public API::
 
     run = tinydiffusion.load("runs/quickstart")                 # a trained run: network, schedule, defaults
-    images = run.sample(16, classes=[7], guidance=3)            # (16, C, H, W) floats in [-1, 1]
+    images = run.sample(16, classes=[7], guidance=3)            # (16, C, H, W) floats on the [-1, 1] scale
 
     from tinydiffusion import NoiseSchedule, sample
     schedule = NoiseSchedule.linear(1000, 1e-4, 0.02)          # or .cosine(T), .sigmoid(...), .from_betas(...)
@@ -16,9 +16,7 @@ See ``docs/api.md`` for the rest. The names below are imported on first use (PEP
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_attributes
 from .errors import ScheduleWarning, UserError
 
 __version__ = "0.2.0"
@@ -35,13 +33,4 @@ __all__ = ["load", "Run", "NoiseSchedule", "sample", "SAMPLERS", "SamplerStep", 
            "ScheduleWarning", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
