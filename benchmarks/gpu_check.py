@@ -162,7 +162,9 @@ def row_time_budget(work: Path, device: str) -> str:
 
 
 def torchrun(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+    """Two processes on this machine (``--local-addr``: the rendezvous must not depend on the hostname resolving)."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr", "127.0.0.1",
+                           "--nproc_per_node", "2",
                            "-m", "tinydiffusion", *args], capture_output=True, text=True, timeout=900)
 
 

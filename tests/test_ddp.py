@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,34 @@ def files(run: Path) -> set[str]:
     return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and "tb" not in p.parts}
 
 
+def kill_job(tag: str) -> None:
+    """SIGKILL every process whose environment carries ``TINYDIFFUSION_TEST_JOB=tag``: the launcher and the
+    workers it starts (torchrun puts each worker in a session of its own, out of reach of the launcher's group)."""
+    marker = f"TINYDIFFUSION_TEST_JOB={tag}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass  # gone already, or not ours to read
+
+
 def torchrun(args: list[str], timeout: float = 300) -> tuple[int, str]:
-    """``torchrun --nproc_per_node 2 -m tinydiffusion ARGS`` in its own session: on a timeout the launcher and
-    both workers are killed together (killing the launcher alone would leave its workers running)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "tinydiffusion", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)
+    """``torchrun --standalone --nproc_per_node 2 -m tinydiffusion ARGS``; on a timeout the launcher and both
+    workers are killed and the test fails with what they printed.
+
+    ``--local-addr 127.0.0.1``: without it the standalone rendezvous hands the workers this machine's
+    hostname, and where that does not resolve (a sandbox, a CI runner) they retry it forever.
+    """
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYDIFFUSION_TEST_JOB": tag}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr", "127.0.0.1",
+                             "--nproc_per_node", "2", "-m", "tinydiffusion", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_job(tag)
         _, err = proc.communicate()
         pytest.fail(f"torchrun did not finish in {timeout} s:\n{err[-3000:]}")
     return proc.returncode, err
