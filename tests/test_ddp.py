@@ -19,6 +19,7 @@ import torch
 from conftest import tiny_args
 from tinydiffusion import checkpoint
 from tinydiffusion.cli.main import main
+from tinydiffusion.train.rundir import RunDirectoryLock
 
 STEPS = 4
 #: dropout and two accumulation steps: the masks and the micro-batches must not depend on the split
@@ -142,3 +143,25 @@ def test_sigterm_to_one_process_stops_every_process_at_the_same_step(tmp_path: P
     assert len(resumed) == len(one) == total // every
     keep = [i for i in range(len(one)) if not step < (i + 1) * every < step + every]
     assert [resumed[i] for i in keep] == pytest.approx([one[i] for i in keep], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_run_directory_another_training_holds_stops_every_process_with_one_line(tmp_path: Path) -> None:
+    """Rank 0 alone takes the lock; the others must learn of its refusal instead of failing in a collective."""
+    run = tmp_path / "busy"
+    held = RunDirectoryLock(run, resume=False).acquire()  # another training writing into it
+    try:
+        procs = _launch(tiny_args(run, STEPS))
+        errs = [p.communicate(timeout=120)[1] for p in procs]
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
+    finally:
+        held.release()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [2, 2], errs
+    assert errs[0].splitlines()[-1] == (f"tinydiffusion train: error: {run} is being written by another training "
+                                        f"(process {os.getpid()}); wait for it to finish or choose another --out")
+    assert errs[1].splitlines()[-1] == (f"tinydiffusion train: error: rank 0 could not take {run} (its message says "
+                                        "why); process 1 stops too")
+    assert "Traceback" not in "".join(errs)

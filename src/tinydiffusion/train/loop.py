@@ -67,8 +67,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     run_dir = Path(cfg.out)
     lock = RunDirectoryLock(run_dir, resume=resume)
     try:
-        if dist.is_main:
-            lock.acquire()
+        take_run_directory(lock, dist)
         device = resolve_device(cfg.runtime.device, dist.local_rank)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -92,6 +91,24 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     finally:
         lock.release()
         shutdown(dist)
+
+
+def take_run_directory(lock: RunDirectoryLock, dist: Dist) -> None:
+    """Rank 0 takes the run directory's lock; every process learns the outcome before its first collective.
+
+    A refusal (another training holds the directory, it already holds a run, it is not writable) ends
+    rank 0 with its one line, and the other processes with one line that points to it, all with exit
+    status 2, instead of leaving them in a collective that rank 0 never joins.
+    """
+    refused: UserError | None = None
+    if dist.is_main:
+        try:
+            lock.acquire()
+        except UserError as exc:
+            refused = exc
+    if max_over_processes(int(refused is not None), dist):
+        raise refused or UserError(f"rank 0 could not take {lock.path} (its message says why); process "
+                                   f"{dist.rank} stops too")
 
 
 class Trainer:
