@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -95,16 +96,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(args: list[str], world: int = 2) -> list[subprocess.Popen]:
-    """The processes torchrun would start, started here so that each one's pid and exit status are ours."""
+def _launch(args: list[str], world: int = 2, main_file_limit: int | None = None) -> list[subprocess.Popen]:
+    """The processes torchrun would start, started here so that each one's pid and exit status are ours.
+
+    ``main_file_limit``: rank 0 cannot write files larger than this many bytes (RLIMIT_FSIZE; Python ignores
+    SIGXFSZ, so such a write fails with EFBIG as it would on a full disk).
+    """
     port = _free_port()
     procs = []
     for rank in range(world):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RANK": str(rank),
                "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "tinydiffusion", *args], env=env, text=True,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
+        limit = main_file_limit if rank == 0 else None
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tinydiffusion", *args], env=env, text=True, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=None if limit is None else lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))))
     return procs
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[str]:
+    """Each process's stderr once it exits (all are killed if one is still running after ``timeout`` s)."""
+    try:
+        return [p.communicate(timeout=timeout)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
 
 
 @pytest.mark.slow
@@ -152,16 +170,29 @@ def test_a_run_directory_another_training_holds_stops_every_process_with_one_lin
     held = RunDirectoryLock(run, resume=False).acquire()  # another training writing into it
     try:
         procs = _launch(tiny_args(run, STEPS))
-        errs = [p.communicate(timeout=120)[1] for p in procs]
+        errs = _finish(procs)
         assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
     finally:
         held.release()
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
     assert [p.returncode for p in procs] == [2, 2], errs
     assert errs[0].splitlines()[-1] == (f"tinydiffusion train: error: {run} is being written by another training "
                                         f"(process {os.getpid()}); wait for it to finish or choose another --out")
     assert errs[1].splitlines()[-1] == (f"tinydiffusion train: error: rank 0 could not take {run} (its message says "
                                         "why); process 1 stops too")
     assert "Traceback" not in "".join(errs)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_rank_0_cannot_write_stops_every_process_with_one_line(tmp_path: Path) -> None:
+    """A full disk on rank 0 (here: a file-size limit) at the first checkpoint: every process ends with one
+    line and exit status 2 at the same step, not the others with a traceback from a broken collective."""
+    run = tmp_path / "full"
+    procs = _launch(tiny_args(run, STEPS, "log.every=1", "log.checkpoint_every=2"), main_file_limit=64 * 1024)
+    errs = _finish(procs)
+    assert [p.returncode for p in procs] == [2, 2], errs
+    assert errs[0].splitlines()[-1].startswith(f"tinydiffusion train: error: could not write {run}"), errs[0]
+    assert "File too large" in errs[0].splitlines()[-1]
+    assert errs[1].splitlines()[-1] == ("tinydiffusion train: error: rank 0 could not write the checkpoint of step "
+                                        "2 (its message says why); process 1 stops too")
+    assert "Traceback" not in "".join(errs)
+    assert len(losses(run)) == 2  # the rows before the failed save are kept

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from ..errors import UserError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,25 @@ def max_over_processes(value: int, d: Dist) -> int:
     return int(t.item())
 
 
+def on_main(action: Callable[[], T], d: Dist, what: str) -> T | None:
+    """``action()`` on rank 0 only (its writes: the run lock, checkpoints, previews, logs); every process
+    calls this at the same point and learns whether the action failed with a :class:`UserError`.
+
+    A failure then stops every process with one line and exit status 2 (rank 0's own message; the others
+    say that rank 0 could not ``what``) instead of leaving them in a collective rank 0 never joins. The
+    agreement is one all-reduce of one integer on the host. Returns the action's result (None elsewhere).
+    """
+    result, refused = None, None
+    if d.is_main:
+        try:
+            result = action()
+        except UserError as exc:
+            refused = exc
+    if max_over_processes(int(refused is not None), d):
+        raise refused or UserError(f"rank 0 could not {what} (its message says why); process {d.rank} stops too")
+    return result
+
+
 def sync_batchnorm(model: nn.Module, device: torch.device, d: Dist) -> nn.Module:
     """BatchNorm over the global batch under DDP, as one process computes it (SyncBatchNorm; CUDA only).
 
@@ -110,6 +132,20 @@ def broadcast_int(value: int, d: Dist, device: torch.device) -> int:
     return int(t.item())
 
 
+#: Process groups that :func:`shutdown` ended, kept until the interpreter begins to exit.
+_ENDED_GROUPS: list[Any] = []
+atexit.register(_ENDED_GROUPS.clear)
+
+
 def shutdown(d: Dist) -> None:
+    """Leave the process group (every process, at the end of training, however it ended).
+
+    The group object itself is kept until exit. Whoever drops its last reference runs its destructor,
+    which joins gloo's worker threads; DDP's reducer (freed when the trainer is) would do that while it
+    holds the GIL, and a worker thread that still has to release a finished collective's tensor needs
+    the GIL, so both would wait forever (seen after a stop signal). Dropped here at exit, the group's own
+    Python wrapper releases the GIL first.
+    """
     if d.enabled and dist.is_initialized():
+        _ENDED_GROUPS.extend(g for g in (dist.group.WORLD, d.host_group) if g is not None)
         dist.destroy_process_group()

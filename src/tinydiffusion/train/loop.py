@@ -34,7 +34,7 @@ from ..rng import BatchRandom, SeededNoise
 from ..value_range import parse_range
 from .budget import TimeBudget
 from .distributed import (Dist, agree_on_signal, all_mean, broadcast_int, init_distributed, max_over_processes,
-                          shutdown, sync_batchnorm)
+                          on_main, shutdown, sync_batchnorm)
 from .ema import EMA
 from .logger import RunLogger, tensorboard_wanted
 from .lr import lr_multiplier
@@ -67,7 +67,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     run_dir = Path(cfg.out)
     lock = RunDirectoryLock(run_dir, resume=resume)
     try:
-        take_run_directory(lock, dist)
+        on_main(lock.acquire, dist, f"take {run_dir}")
         device = resolve_device(cfg.runtime.device, dist.local_rank)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -91,24 +91,6 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     finally:
         lock.release()
         shutdown(dist)
-
-
-def take_run_directory(lock: RunDirectoryLock, dist: Dist) -> None:
-    """Rank 0 takes the run directory's lock; every process learns the outcome before its first collective.
-
-    A refusal (another training holds the directory, it already holds a run, it is not writable) ends
-    rank 0 with its one line, and the other processes with one line that points to it, all with exit
-    status 2, instead of leaving them in a collective that rank 0 never joins.
-    """
-    refused: UserError | None = None
-    if dist.is_main:
-        try:
-            lock.acquire()
-        except UserError as exc:
-            refused = exc
-    if max_over_processes(int(refused is not None), dist):
-        raise refused or UserError(f"rank 0 could not take {lock.path} (its message says why); process "
-                                   f"{dist.rank} stops too")
 
 
 class Trainer:
@@ -183,8 +165,7 @@ class Trainer:
         total = parts.total_steps
         log = RunLogger(self.run_dir, None if self.budgeted else total, self.step, tensorboard=cfg.log.tensorboard,
                         progress=cfg.log.progress, enabled=self.dist.is_main)
-        if self.dist.is_main:
-            ckpt.atomic_write(self.config_path, dumps(cfg).encode())
+        on_main(lambda: ckpt.atomic_write(self.config_path, dumps(cfg).encode()), self.dist, "write config.toml")
         budget = TimeBudget(cfg.optim.time_budget_minutes, self.started) if self.budgeted else None
         self.previews = Previews(parts, log.write)
         ckpt_every = cfg.log.checkpoint_every or max(1, total // 4)
@@ -223,8 +204,9 @@ class Trainer:
                         self._save()
                     if self.step % self.previews.every == 0 or last:
                         self._check_health(health)  # on every process: it is a collective
-                        if self.dist.is_main and self.previews.due(self.step):  # within the previews' share
-                            self._preview(log)
+                        # within the previews' share (a decision rank 0 makes: it times them)
+                        on_main(lambda: self.previews.due(self.step) and self._preview(log), self.dist,
+                                "write the preview")
                     # Every step, every process: all stop at the same step, so none waits alone in a collective.
                     signum = agree_on_signal(self._stop_signal or 0, self.dist)
                     if signum and not last:
@@ -233,8 +215,8 @@ class Trainer:
                         where = f"saved {path}" if path is not None else "rank 0 saved the state"
                         raise Interrupted(f"stopped at step {self.step}/{total}; {where}; continue with: "
                                           f"tinydiffusion train --resume --out {self.run_dir}", signum)
-                if self.dist.is_main:
-                    ckpt.atomic_write(self.config_path, dumps(cfg).encode())
+                on_main(lambda: ckpt.atomic_write(self.config_path, dumps(cfg).encode()), self.dist,
+                        "write config.toml")
             finally:
                 log.close()
 
@@ -254,8 +236,7 @@ class Trainer:
             self._check_health(health)
             self._save()
             saved = time.perf_counter()
-            if self.dist.is_main:
-                self._preview(log)
+            on_main(lambda: self._preview(log), self.dist, "write the preview")
             previewed = time.perf_counter()
             plan = budget.make_plan(self.step, previewed, preview_s=previewed - saved, checkpoint_s=saved - now,
                                     preview_every=self.cfg.preview.every,
@@ -264,15 +245,17 @@ class Trainer:
             self.cfg.optim.steps, self.cfg.optim.time_budget_minutes = total, None  # the saved config: N steps
             self.parts.total_steps = total
             log.plan(total, plan.describe())
-            if self.dist.is_main:
-                plan_json = json.dumps(plan.to_dict(), indent=2) + "\n"
-                ckpt.atomic_write(self.run_dir / "time_budget.json", plan_json.encode())
-                ckpt.atomic_write(self.config_path, dumps(self.cfg).encode())
+            on_main(lambda: self._write_plan(plan.to_dict()), self.dist, "write time_budget.json")
         elif self.step < total and max_over_processes(int(budget.out_of_time(now)), self.dist):
             log.write(f"tinydiffusion train: warning: this machine slowed down; stopping at step {self.step} of "
                       f"{total} to end within the time budget (the learning rate had not finished decaying)")
             total = self.parts.total_steps = self.cfg.optim.steps = self.step
         return total
+
+    def _write_plan(self, plan: dict[str, Any]) -> None:
+        """``time_budget.json`` and the config with the planned step count (main process)."""
+        ckpt.atomic_write(self.run_dir / "time_budget.json", (json.dumps(plan, indent=2) + "\n").encode())
+        ckpt.atomic_write(self.config_path, dumps(self.cfg).encode())
 
     def train_step(self, batch: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step (with gradient accumulation); returns the mean loss and the gradient norm.
@@ -314,7 +297,7 @@ class Trainer:
         sums = all_mean(health, self.dist).tolist()  # the one host sync per log interval
         if not all(map(lambda v: v == v and abs(v) != float("inf"), sums)):
             self._diverged("the loss")
-        log.row({
+        row = {
             "step": self.step,
             "epoch": round(self.step / self.parts.steps_per_epoch, 3),
             "loss": sums[0] / steps,
@@ -322,7 +305,8 @@ class Trainer:
             "images_per_s": steps * self.cfg.optim.batch_size / max(seconds, 1e-9),
             "grad_norm": sums[1] / steps,
             "elapsed_s": round(self.elapsed, 2),
-        })
+        }
+        on_main(lambda: log.row(row), self.dist, "append to log.csv")
 
     def _check_health(self, health: torch.Tensor) -> None:
         """Never checkpoint or preview weights that a NaN/inf loss, gradient or update has touched.
@@ -363,9 +347,10 @@ class Trainer:
         }
 
     def _save(self) -> Path | None:
-        """Write the resumable state and model.safetensors (main process only); returns the state path."""
-        if not self.dist.is_main:
-            return None
+        """Write the resumable state and model.safetensors (main process); returns the state path (None elsewhere)."""
+        return on_main(self._write_checkpoint, self.dist, f"write the checkpoint of step {self.step}")
+
+    def _write_checkpoint(self) -> Path:
         state = {
             "step": self.step,
             "model": self.model.state_dict(),
