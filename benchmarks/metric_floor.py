@@ -13,7 +13,6 @@ Prints the two Markdown tables of docs/metrics.md ("Measured reference points").
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 from datetime import date
 
@@ -24,6 +23,8 @@ from PIL import Image, ImageFilter
 from tinydiffusion.data import load_dataset
 from tinydiffusion.metrics.evaluate import evaluate_images, resolve_extractor
 from tinydiffusion.metrics.reference import fd_floor, real_features
+
+from quality import cpu_name  # beside this script
 
 #: (dataset, native size): the sets with a shipped extractor
 DATASETS = {"fashion-mnist": 28, "fashion-mnist-mini": 28, "mnist": 28, "dcss-tiles": 32}
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--blur-radii", nargs="*", type=float, default=[1.0, 1.5, 2.0, 3.0],
                         help="Fashion-MNIST blur radii for the sensitivity table (none: skip it)")
     args = parser.parse_args()
-    print(f"{date.today()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    print(f"{date.today()}, {cpu_name()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")
     print("| dataset | size | reference | floor set | N = 1,000 | N = 1,000 over 5 seeds | N = 2,000 | N = 5,000 "
           "| N = 10,000 |\n|---|---|---|---|---|---|---|---|---|")

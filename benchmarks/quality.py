@@ -8,9 +8,10 @@
 
 Each case trains a recipe into ``RUNS/NAME`` (or reuses the run when ``model.safetensors`` is already
 there) and evaluates it with several sampler settings through ``tinydiffusion eval`` with the project's
-own feature extractor (each result is kept in the run as ``quality-eval-*.json`` and reused). Prints a Markdown table (recipe, sampler, network calls, guidance, FD and its
-real-versus-real floor, KID, precision, recall, class accuracy, training time) and, with ``--write``,
-puts it into the file between the ``<!-- quality:SUITE -->`` and ``<!-- /quality:SUITE -->`` markers.
+own feature extractor (each result is kept in the run as ``quality-eval-*.json`` and reused). Prints a
+Markdown table (recipe, sampler, network calls, guidance, FD and its real-versus-real floor, KID,
+precision, recall, class accuracy, training time) and, with ``--write``, puts it into the file between
+the ``<!-- quality:SUITE -->`` and ``<!-- /quality:SUITE -->`` markers.
 """
 
 from __future__ import annotations
